@@ -1,0 +1,40 @@
+"""AI Studio for Jupyter.
+
+In a Jupyter server this package is a server extension (``aistudio``); in a kernel it is the
+Python client: ``import aistudio_jupyter as ais; ais.datasets.list()``.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .runtime.client import (  # noqa: E402
+    Client,
+    agents,
+    client,
+    datasets,
+    deployments,
+    health,
+    jobs,
+    me,
+    models,
+)
+
+__all__ = [
+    "Client",
+    "__version__",
+    "agents",
+    "client",
+    "datasets",
+    "deployments",
+    "health",
+    "jobs",
+    "me",
+    "models",
+]
+
+
+def _jupyter_server_extension_points() -> list[dict]:
+    from .app import AIStudio
+
+    return [{"module": "aistudio_jupyter", "app": AIStudio}]

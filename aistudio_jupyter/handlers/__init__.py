@@ -1,0 +1,15 @@
+"""Tornado handlers, one module per resource; each module ends with its route table."""
+
+from __future__ import annotations
+
+from . import agents, datasets, deployments, jobs, meta, models
+
+#: (path template relative to {base_url}aistudio/api, handler class), in match order
+ROUTES = [
+    *meta.default_handlers,
+    *datasets.default_handlers,
+    *models.default_handlers,
+    *jobs.default_handlers,
+    *agents.default_handlers,
+    *deployments.default_handlers,
+]

@@ -1,0 +1,1 @@
+"""Code that runs inside kernels and job processes: the API client, tracking, training."""

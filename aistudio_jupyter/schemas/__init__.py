@@ -1,0 +1,1 @@
+"""Pydantic v2 models: request validation, responses and the OpenAPI document."""

@@ -1,0 +1,49 @@
+"""Identity, quotas and health."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Quotas(BaseModel):
+    storage_bytes: int
+    concurrent_jobs: int
+    gpus_per_job: int
+    gpu_hours_per_month: float
+    requests_per_minute: int
+    upload_bytes: int
+
+
+class Usage(BaseModel):
+    period: str = Field(description="Calendar month, YYYY-MM (UTC).")
+    storage_bytes: int
+    gpu_seconds: float
+    cost: float
+    active_jobs: int
+
+
+class MeOut(BaseModel):
+    username: str
+    display_name: str
+    groups: list[str]
+    teams: list[str]
+    editor_teams: list[str]
+    tier: str
+    token_scopes: list[str] | None = Field(None, description="Set when the request used a scoped AI Studio token.")
+    quotas: Quotas
+    usage: Usage
+
+
+class ComponentHealth(BaseModel):
+    ok: bool
+    dialect: str | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    database: ComponentHealth
