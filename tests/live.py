@@ -39,6 +39,8 @@ class LiveServer:
         config = {
             "ServerApp": {"ip": "127.0.0.1", "port": self.port, "open_browser": False, "allow_root": True, "root_dir": str(self.workdir / "root"), **(server or {})},
             "IdentityProvider": {"token": JUPYTER_TOKEN},
+            # revocation tests should not wait out the production cache
+            "TokenService": {"cache_seconds": 0.5},
             "AIStudio": {"database_url": database_url, "storage_url": (self.workdir / "storage").as_uri(), "teams": TEAMS, "db_retry_interval": 0.2, "owner": "alice", **(aistudio or {})},
         }
         if named_users:

@@ -2,7 +2,7 @@
 
 A token is ``aist_`` + 256 random bits. The server keeps its sha256 (a slow hash buys nothing
 against random secrets) and a short in-memory cache so that a busy kernel does not cost a
-database read per request; revocation therefore takes effect within ``CACHE_SECONDS``.
+database read per request; revocation therefore takes effect within ``cache_seconds``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from traitlets import Any as AnyTrait
+from traitlets import Float
 from traitlets.config import LoggingConfigurable
 
 from ..errors import NotFound
@@ -25,7 +26,6 @@ from ..store.types import utcnow
 from .ids import new_id
 
 PREFIX = "aist_"
-CACHE_SECONDS = 10.0
 #: full access to the AI Studio API as the token's owner (kernels, personal tokens)
 SCOPE_API = "api"
 
@@ -51,6 +51,7 @@ class TokenService(LoggingConfigurable):
     """Mint, resolve and revoke AI Studio tokens."""
 
     db = AnyTrait(help="The Database tokens live in.")
+    cache_seconds = Float(10.0, config=True, help="How long a token look-up is cached; a revoked token works at most this long.")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -88,7 +89,7 @@ class TokenService(LoggingConfigurable):
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[digest] = (now + CACHE_SECONDS, grant)
+            self._cache[digest] = (now + self.cache_seconds, grant)
         return grant
 
     def revoke(self, token_id: str, owner: str | None = None) -> None:
