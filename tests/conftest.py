@@ -21,7 +21,7 @@ from traitlets.config import Config
 from aistudio_jupyter.store.orm import Base
 from aistudio_jupyter.store.session import Database
 
-pytest_plugins = ["pytest_jupyter.jupyter_server", "tests.live"]
+pytest_plugins = ["pytest_jupyter.jupyter_server", "tests.live", "tests.s3"]
 
 POSTGRES_ADMIN_URL = os.environ.get("AISTUDIO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEAMS = {"vision": {"members": ["alice", "bob"], "editors": ["alice"]}}

@@ -19,6 +19,7 @@ FORBIDDEN = {
     "handlers": ("sqlalchemy", "alembic", "aistudio_jupyter.store"),
     "services": ("tornado", "jupyter_server", "aistudio_jupyter.handlers"),
     "store": ("tornado", "jupyter_server", "aistudio_jupyter.handlers", "aistudio_jupyter.services"),
+    "storage": ("tornado", "jupyter_server", "sqlalchemy", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers"),
     "schemas": ("sqlalchemy", "tornado", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers"),
     "runtime": ("sqlalchemy", "tornado", "jupyter_server", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers"),
 }
