@@ -9,7 +9,9 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .runtime.client import (  # noqa: E402
+    APIError,
     Client,
+    Record,
     agents,
     client,
     datasets,
@@ -21,7 +23,9 @@ from .runtime.client import (  # noqa: E402
 )
 
 __all__ = [
+    "APIError",
     "Client",
+    "Record",
     "__version__",
     "agents",
     "client",

@@ -14,6 +14,7 @@ from jupyter_server.utils import url_path_join
 from traitlets import Bool, Dict, Enum, Float, Int, Unicode, default
 
 from . import __version__
+from .errors import Conflict
 from .handlers import ROUTES
 from .handlers.base import NotFoundHandler
 from .services import Services
@@ -109,6 +110,7 @@ class AIStudio(ExtensionApp):
             connect_timeout=self.db_connect_timeout,
             retry_interval=self.db_retry_interval,
             migrate=self.migrate_on_start,
+            log=self.log,
         )
         self.services = Services.build(db, parent=self, tiers=self.tier_table, price_per_gpu_hour=self.price_per_gpu_hour)
         self.settings["aistudio"] = self
@@ -122,6 +124,9 @@ class AIStudio(ExtensionApp):
         self.handlers.append((API_PREFIX + "/.*", NotFoundHandler))
 
     # -- kernels ---------------------------------------------------------------------------
+
+    #: the variables kernels inherit; the client reads them (see runtime/client.py)
+    KERNEL_ENV = ("AISTUDIO_URL", "AISTUDIO_TOKEN", "AISTUDIO_CA_FILE")
 
     def kernel_api_url(self) -> str:
         """The API URL as seen from a kernel on this host."""
@@ -142,12 +147,20 @@ class AIStudio(ExtensionApp):
         import secrets
 
         token = PREFIX + secrets.token_urlsafe(32)
-        os.environ["AISTUDIO_URL"] = self.kernel_api_url()
+        # restored at stop, so a later server in the same process (tests, embedding apps)
+        # never hands its kernels this server's revoked token
+        self._env_before = {name: os.environ.get(name) for name in self.KERNEL_ENV}
         os.environ["AISTUDIO_TOKEN"] = token
-        if self.serverapp.certfile:
+        if self.serverapp.certfile and not os.environ.get("AISTUDIO_CA_FILE"):
+            # a self-signed server certificate is its own CA; an admin's CA file wins
             os.environ["AISTUDIO_CA_FILE"] = self.serverapp.certfile
+        self._publish_kernel_url()
+        # the server binds its port after extensions load and moves on when the configured
+        # port is taken (a second `jupyter lab` gets 8889), so publish again once it listens
+        self.serverapp.io_loop.add_callback(self._publish_kernel_url)
 
         def register() -> None:
+            attempts = 0
             while not self._stopping.is_set():
                 try:
                     self.services.db.ensure_ready()
@@ -155,11 +168,20 @@ class AIStudio(ExtensionApp):
                         self.owner_for_kernels(), f"kernels of {self.kernel_api_url()}", "kernel", ttl=self.kernel_token_ttl, token=token
                     )
                     return
+                except Conflict:
+                    # an earlier attempt committed but its answer was lost: the hash is there
+                    self.kernel_token_id = self.services.tokens.id_of(token)
+                    return
                 except Exception as exc:
-                    self.log.warning("AI Studio: kernel token not registered yet (%s); retrying", type(exc).__name__)
+                    # once, not every retry: the database logs the outage and its end itself
+                    attempts += 1
+                    (self.log.warning if attempts == 1 else self.log.debug)("AI Studio: kernel token not registered yet (%s); retrying", type(exc).__name__)
                     self._stopping.wait(self.db_retry_interval)
 
         threading.Thread(target=register, name="aistudio-kernel-token", daemon=True).start()
+
+    def _publish_kernel_url(self) -> None:
+        os.environ["AISTUDIO_URL"] = self.kernel_api_url()
 
     def owner_for_kernels(self) -> str:
         """Whose identity this server's kernels carry: the single user this server runs for."""
@@ -170,6 +192,11 @@ class AIStudio(ExtensionApp):
 
     async def stop_extension(self) -> None:
         self._stopping.set()
+        for name, value in getattr(self, "_env_before", {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         if self.kernel_token_id:
             try:
                 self.services.tokens.revoke(self.kernel_token_id)

@@ -21,11 +21,16 @@ class HealthHandler(AIStudioHandler):
     """Liveness of AI Studio and its database; answers even while the database is down."""
 
     operations = {"get": Operation("Health of AI Studio and its database", HealthOut, tag="meta")}
+    # monitors read the component report on 503 too, so it is not the error envelope
+    openapi_responses = {"get": {503: ("Degraded: the database does not answer", HealthOut)}}
 
     @web.authenticated
     @authorized
     async def get(self) -> None:
         health = await self.services.meta.health()
+        if health.status != "ok":
+            # load balancers and clients back off on this, as they do for the other routes' 503s
+            self.set_header("Retry-After", str(self.services.db.retry_after()))
         self.reply(health, status=200 if health.status == "ok" else 503)
 
 

@@ -70,6 +70,11 @@ class TokenService(LoggingConfigurable):
         self.db.call(_mint, write=True)
         return token, token_id
 
+    def id_of(self, token: str) -> str | None:
+        """The id of the row holding this token's hash, if any."""
+        digest = hash_token(token)
+        return self.db.call(lambda session: session.scalar(select(ApiToken.id).where(ApiToken.token_hash == digest)))
+
     def _lookup(self, session: Session, digest: str) -> TokenGrant | None:
         row = session.scalars(select(ApiToken).where(ApiToken.token_hash == digest)).first()
         now = utcnow()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import os
 import threading
 import time
@@ -23,21 +24,48 @@ from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from ..errors import Conflict, Unavailable
 
 T = TypeVar("T")
-log = logging.getLogger("aistudio.store")
+logger = logging.getLogger("aistudio.store")
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: key of the PostgreSQL advisory lock that serialises migrations across servers
 MIGRATION_LOCK = 0x41495354
 
 
 def _is_outage(exc: BaseException) -> bool:
-    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    """Whether ``exc`` is the database failing to serve (503) rather than a bug in a query (500).
+
+    Operational errors cover refused and dropped connections, the server's own shutdown
+    (psycopg's AdminShutdown is one) and timeouts; an InterfaceError is a closed connection.
+    """
+    return isinstance(exc, (OperationalError, InterfaceError)) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
+#: SQLSTATEs of a lost server: connection exceptions and the server shutting down
+_LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def _lost_database(exc: BaseException) -> bool:
+    """Whether the database itself is gone, rather than one statement failing operationally.
+
+    A lock or statement timeout (PostgreSQL) or a busy file (SQLite) is an operational error
+    too, but the database is there; treating it as an outage would have the next request
+    re-probe — on SQLite, waiting behind the very writer that caused it.
+    """
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    orig = getattr(exc, "orig", None)
+    if sqlstate := getattr(orig, "sqlstate", None):
+        return sqlstate.startswith(_LOST_SQLSTATES)
+    if sqlite_error := getattr(orig, "sqlite_errorname", None):
+        return sqlite_error.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR"))
+    return True  # no code: the driver failed before the server answered (refused, reset)
 
 
 class Database:
@@ -54,8 +82,10 @@ class Database:
         retry_interval: float = 2.0,
         echo: bool = False,
         migrate: bool = True,
+        log: logging.Logger | logging.LoggerAdapter | None = None,
     ):
         self.url = make_url(url)
+        self.log = log or logger
         self.dialect = self.url.get_backend_name()
         self.retry_interval = retry_interval
         self.migrate = migrate
@@ -82,12 +112,12 @@ class Database:
         self._ready = False
         self._ready_lock = threading.Lock()
         self._next_attempt = 0.0
+        self._down_since: float | None = None
+        self._state_lock = threading.Lock()
         self.last_error: str | None = None
 
     def _sqlite_engine(self, echo: bool) -> Engine:
         path = self.url.database
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             self.url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -148,32 +178,77 @@ class Database:
             return MigrationContext.configure(conn).get_current_revision()
 
     def ensure_ready(self) -> None:
-        """Migrate on first use; while the database is down, fail fast with ``Unavailable``."""
+        """Migrate on first use; while the database is down, fail fast with ``Unavailable``.
+
+        During an outage one caller at a time probes the database, at most once per
+        ``retry_interval``; everyone else is answered at once instead of queueing behind a
+        probe that may wait out the whole connect timeout.
+        """
         if self._ready:
             return
-        with self._ready_lock:
+        # before the first failure, callers wait for the migration rather than fail beside it
+        if not self._ready_lock.acquire(blocking=self.last_error is None):
+            raise self._unavailable()
+        try:
             if self._ready:
                 return
-            now = time.monotonic()
-            if now < self._next_attempt:
-                raise Unavailable(self._outage_message(), retry_after=max(1, int(self._next_attempt - now + 0.999)))
+            if time.monotonic() < self._next_attempt:
+                raise self._unavailable()
             try:
-                if self.migrate:
-                    self.upgrade()
-                else:
-                    with self.engine.connect() as conn:
-                        conn.execute(text("SELECT 1"))
+                self._probe()
             except Exception as exc:  # any failure to reach or migrate keeps us unready
+                self._mark_down(exc, backoff=True)
+                raise self._unavailable() from exc
+            self._mark_up()
+        finally:
+            self._ready_lock.release()
+
+    def _probe(self) -> None:
+        path = self.url.database
+        if self.dialect == "sqlite" and path and path != ":memory:":
+            # here, not at start-up: a directory that cannot be made yet is an outage, not a crash
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if self.migrate:
+            self.upgrade()
+        else:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+    def _mark_down(self, exc: BaseException, *, backoff: bool = False) -> None:
+        """Record an outage; with ``backoff`` the next probe waits ``retry_interval``.
+
+        A connection lost mid-request probes again at once (one lost connection is often
+        just that); a failed probe makes everyone wait for the next one.
+        """
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        with self._state_lock:
+            first = self._down_since is None
+            if first:
+                self._down_since = time.monotonic()
+            self._ready = False
+            if backoff:
                 self._next_attempt = time.monotonic() + self.retry_interval
-                self.last_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-                log.warning("AI Studio database unavailable: %s", self.last_error)
-                raise Unavailable(self._outage_message(), retry_after=int(self.retry_interval + 0.999)) from exc
+            # one warning per outage (or per new cause), not one per probe: outages last hours
+            if first or error != self.last_error:
+                self.log.warning("AI Studio database unavailable, retrying every %gs: %s", self.retry_interval, error)
+            self.last_error = error
+
+    def _mark_up(self) -> None:
+        with self._state_lock:
             self._ready = True
             self.last_error = None
-            log.info("AI Studio database ready (%s)", self.dialect)
+            down_since, self._down_since = self._down_since, None
+        if down_since is not None:
+            self.log.warning("AI Studio database is back after %.1fs", time.monotonic() - down_since)
+        else:
+            self.log.info("AI Studio database ready (%s)", self.dialect)
 
-    def _outage_message(self) -> str:
-        return "The AI Studio database is unavailable; retry shortly."
+    def retry_after(self) -> int:
+        """Seconds a client should wait before retrying while the database is down."""
+        return max(1, math.ceil(max(self._next_attempt - time.monotonic(), self.retry_interval)))
+
+    def _unavailable(self) -> Unavailable:
+        return Unavailable("The AI Studio database is unavailable; retry shortly.", {"component": "database"}, retry_after=self.retry_after())
 
     # -- sessions --------------------------------------------------------------------------
 
@@ -185,19 +260,23 @@ class Database:
             yield session
             session.commit()
         except IntegrityError as exc:
-            session.rollback()
+            _quiet_rollback(session)
             raise Conflict("The change conflicts with existing data.", {"constraint": _constraint(exc)}) from exc
-        except DBAPIError as exc:
-            session.rollback()
+        except Exception as exc:
+            _quiet_rollback(session)
             if _is_outage(exc):
-                self.last_error = f"{type(exc).__name__}".strip()
-                raise Unavailable(self._outage_message(), retry_after=int(self.retry_interval + 0.999)) from exc
+                # the transaction died with its connection and never committed
+                if _lost_database(exc):
+                    self._mark_down(exc)
+                raise self._unavailable() from exc
+            if isinstance(exc, PoolTimeout):  # every connection busy: load, not an outage
+                raise Unavailable("The AI Studio database is busy; retry shortly.", {"component": "database"}, retry_after=self.retry_after()) from exc
             raise
         except BaseException:
-            session.rollback()
+            _quiet_rollback(session)
             raise
         finally:
-            session.close()
+            _quiet_close(session)
 
     def call(self, fn: Callable[..., T], *args: Any, write: bool = False) -> T:
         """Run ``fn(session, *args)`` in one transaction, on this thread."""
@@ -214,16 +293,31 @@ class Database:
         """Probe the database; never raises."""
         started = time.perf_counter()
         try:
-            self.ensure_ready()
-            with self.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            self.call(lambda session: session.execute(text("SELECT 1")))
             return {"ok": True, "dialect": self.dialect, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
         except Exception:
-            return {"ok": False, "dialect": self.dialect, "error": self.last_error or "unreachable"}
+            # the kind of failure only: the full message names hosts and paths, which are for the log
+            cause = (self.last_error or "").split(":", 1)[0]
+            return {"ok": False, "dialect": self.dialect, "error": f"unreachable ({cause})" if cause else "unreachable"}
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
         self.engine.dispose()
+
+
+def _quiet_rollback(session: Session) -> None:
+    # rolling back over a dead connection fails too; that must not hide the error that matters
+    try:
+        session.rollback()
+    except Exception:
+        logger.debug("rollback failed", exc_info=True)
+
+
+def _quiet_close(session: Session) -> None:
+    try:
+        session.close()
+    except Exception:
+        logger.debug("closing a session failed", exc_info=True)
 
 
 def _constraint(exc: IntegrityError) -> str:

@@ -1,0 +1,1 @@
+"""Tests of code that runs inside kernels: the Python client and how kernels find their server."""
