@@ -30,10 +30,29 @@ AUTH_RESOURCE = "aistudio"
 #: query arguments Jupyter clients add to any URL; never part of an operation's query model
 IGNORED_QUERY_ARGS = frozenset({"token", "_xsrf", "no_track_activity", "_"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
+# PostgreSQL refuses NUL in text and UTF-8 cannot encode a lone surrogate (JSON's "\ud800"),
+# so either would fail deep in the store as a 500 instead of a 4xx here
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not allowed in JSON")
+
+
+def _unstorable_string(value: Any) -> bool:
+    """Whether parsed JSON holds a string (key or value) with NUL or a lone surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +82,13 @@ class AIStudioHandler(APIHandler):
     def _request_id(self) -> str:
         given = self.request.headers.get("X-Request-Id", "")
         return given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
+
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        """Path arguments (``/datasets/%00``) are refused before they reach the store."""
+        text = super().decode_argument(value, name)
+        if _UNSTORABLE.search(text):
+            raise BadRequest("The URL contains a NUL character.")
+        return text
 
     @property
     def aistudio(self):
@@ -130,10 +156,12 @@ class AIStudioHandler(APIHandler):
             raise UnsupportedMediaType("Send the body as application/json.", {"content_type": ctype[:100]})
         try:
             data = json.loads(body or b"{}", parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # "[[[[…" 100k deep recurses out
             raise BadRequest(f"The body is not valid JSON: {str(exc)[:200]}") from None
         if not isinstance(data, dict):
             raise InvalidInput("The body must be a JSON object.")
+        if _unstorable_string(data):
+            raise InvalidInput("Strings in the body may not contain NUL characters or unpaired surrogates.")
         return self._validate(model, data)
 
     def parse_query(self, model: type[M]) -> M:
@@ -146,6 +174,8 @@ class AIStudioHandler(APIHandler):
                 args[key] = values[-1].decode("utf-8")
             except UnicodeDecodeError:
                 raise BadRequest(f"Query argument {key[:64]!r} is not UTF-8.") from None
+            if _UNSTORABLE.search(key + args[key]):
+                raise InvalidInput(f"Query argument {key[:64]!r} contains a NUL character.", {"field": key[:64]})
         return self._validate(model, args)
 
     @staticmethod
@@ -196,6 +226,8 @@ class AIStudioHandler(APIHandler):
             status, code = 500, "internal"
             message = f"Internal error; the server log has the details under request id {self.request_id}."
         self.set_status(status)
+        # send_error cleared the headers set in initialize()
+        self.set_header("X-Request-Id", self.request_id)
         if retry_after:
             self.set_header("Retry-After", str(retry_after))
         body = {"error": {"code": code, "message": message, "details": details, "request_id": self.request_id}}

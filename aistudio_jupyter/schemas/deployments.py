@@ -8,6 +8,8 @@ from pydantic import Field
 
 from .common import Description, Name, Owned, StrictModel, Team, Visibility
 
+#: versions live in a 32-bit INTEGER column; a bigger number must be a 422, not a database error
+MAX_VERSION = 2**31 - 1
 DeploymentState = Literal["pending", "loading", "ready", "stopped", "failed"]
 
 
@@ -26,7 +28,7 @@ class DeploymentCreate(StrictModel):
     name: Name
     description: Description = ""
     model_id: str = Field(min_length=1, max_length=40)
-    model_version: int | None = Field(None, ge=1, description="Defaults to the latest version when it starts.")
+    model_version: int | None = Field(None, ge=1, le=MAX_VERSION, description="Defaults to the latest version when it starts.")
     replicas: int = Field(1, ge=1, le=64)
     resources: DeploymentResources = Field(default_factory=DeploymentResources)
     batching: Batching = Field(default_factory=Batching)
@@ -37,7 +39,7 @@ class DeploymentCreate(StrictModel):
 class DeploymentUpdate(StrictModel):
     name: Name | None = None
     description: Description | None = None
-    model_version: int | None = Field(None, ge=1)
+    model_version: int | None = Field(None, ge=1, le=MAX_VERSION)
     replicas: int | None = Field(None, ge=1, le=64)
     resources: DeploymentResources | None = None
     batching: Batching | None = None

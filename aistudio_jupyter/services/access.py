@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from sqlalchemy import and_, false, or_, select
+from sqlalchemy import BindParameter, and_, false, or_, select
 from sqlalchemy.orm import Session
 
 from ..errors import Forbidden, InvalidInput, NotFound
@@ -25,6 +25,29 @@ def readable(orm, who: Principal):
     if who.teams:
         clauses.append(and_(orm.visibility == "team", orm.team.in_(who.teams)))
     return or_(*clauses)
+
+
+#: past this many teams, one branch reads them all (``team IN …``) rather than one each
+MAX_TEAM_BRANCHES = 8
+
+
+def readable_branches(orm, username, teams, *, public: bool = True) -> list:
+    """``readable`` split into disjoint SQL conditions: own rows, others' public rows, others'
+    ``team`` rows of each team in ``teams`` (a list of names, one branch each, or one expanding
+    bound parameter, one ``IN`` branch). Values may be bound parameters, so that a list
+    statement is built once and reused. Each branch has an index in (created_at, id) order
+    (store/orm.py): a list takes the first page of each and merges them, rather than collect
+    and sort every readable row.
+    """
+    others = orm.owner != username
+    branches = [orm.owner == username]
+    if public:
+        branches.append(and_(orm.visibility == "public", others))
+    if isinstance(teams, BindParameter):
+        branches.append(and_(orm.visibility == "team", orm.team.in_(teams), others))
+    else:
+        branches.extend(and_(orm.visibility == "team", orm.team == team, others) for team in teams)
+    return branches
 
 
 def writable(orm, who: Principal):

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import Integer, bindparam, func, literal_column, or_, select, union_all
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 from traitlets import Any as AnyTrait
 from traitlets.config import LoggingConfigurable
@@ -49,33 +50,124 @@ class ResourceService(LoggingConfigurable, Generic[Out]):
 
     def _list(self, session: Session, who: Principal, query: ListQuery) -> Page:
         orm = self.orm
-        stmt = select(orm).where(access.readable(orm, who))
-        if query.owner:
-            stmt = stmt.where(orm.owner == query.owner)
-        if query.visibility:
-            stmt = stmt.where(orm.visibility == query.visibility)
-        if query.team:
-            stmt = stmt.where(orm.team == query.team)
+        params: dict[str, Any] = {"me": who.username, "n": query.limit + 1}
+        for name in ("owner", "visibility", "team", "status"):
+            if getattr(query, name):
+                params[name] = getattr(query, name)
         if query.q:
             if not hasattr(orm, "name"):
                 raise InvalidInput(f"{self.kind}s cannot be searched by name.", {"field": "q"})
             escaped = query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            stmt = stmt.where(func.lower(orm.name).like(f"%{escaped.lower()}%", escape="\\"))
-        if query.status:
-            if "status" not in self.filters:
-                raise InvalidInput(f"{self.kind}s have no status to filter on.", {"field": "status"})
-            stmt = stmt.where(getattr(orm, self.filters["status"]) == query.status)
-        stmt = self.extra_filters(stmt, query)
+            params["q"] = f"%{escaped.lower()}%"
+        if query.status and "status" not in self.filters:
+            raise InvalidInput(f"{self.kind}s have no status to filter on.", {"field": "status"})
         field = query.sort.lstrip("-")
         if not hasattr(orm, field):
             raise InvalidInput(f"{self.kind}s cannot be sorted by {field}.", {"field": "sort"})
-        column = getattr(orm, field)
-        stmt = pagination.apply(stmt, column, orm.id, query.sort.startswith("-"), query.cursor, query.limit)
-        rows = session.scalars(stmt).all()
+        if query.cursor:
+            params["after"], params["after_id"] = pagination.decode_for(query.cursor, getattr(orm, field))
+        # the ways of seeing a row that the filters leave in play: others' public rows, and
+        # others' shared rows of each of the caller's teams
+        public = query.visibility in (None, "public")
+        teams = [t for t in who.teams if query.team in (None, t)] if query.visibility in (None, "team") else []
+        if len(teams) > access.MAX_TEAM_BRANCHES:
+            params["teams"], team_branches = teams, -1
+        else:
+            params.update((f"team_{i}", t) for i, t in enumerate(teams))
+            team_branches = len(teams)
+        shape = (query.sort, tuple(sorted(params)), public, team_branches)
+        stmt = self._list_statement(shape, query)
+        columns = self._plain_columns()
+        # plain columns skip the ORM's execution layer, which would only hand the rows through
+        result = session.connection().execute(stmt, params) if columns else session.scalars(stmt, params)
+        rows = result.all()
         more = len(rows) > query.limit
         rows = rows[: query.limit]
         next_cursor = pagination.encode_cursor(getattr(rows[-1], field), rows[-1].id) if more else None
-        return Page[self.out](items=[self.to_out(session, r) for r in rows], next_cursor=next_cursor)
+        if columns:
+            # pydantic validates plain dicts several times faster than it reads attributes off rows
+            keys = tuple(result.keys())
+            return self._page_model().model_validate({"items": [dict(zip(keys, r)) for r in rows], "next_cursor": next_cursor})
+        return self._page_model()(items=[self.to_out(session, r) for r in rows], next_cursor=next_cursor)
+
+    def _list_statement(self, shape: tuple, query: ListQuery):
+        """The list query for one shape of request, its values left as bound parameters.
+
+        Building it (and SQLAlchemy's cache key and result map for a fresh statement) costs
+        about as much as running it, so each shape is built once; a service that overrides
+        ``extra_filters`` may read values from ``query``, so its statements are not kept.
+        """
+        cache = self.__class__.__dict__.get("_statements")
+        if cache is None:
+            cache = self.__class__._statements = {}
+        stmt = cache.get(shape)
+        if stmt is not None:
+            return stmt
+        sort, names, public, team_branches = shape
+        orm = self.orm
+        column, desc = getattr(orm, sort.lstrip("-")), sort.startswith("-")
+        columns = self._plain_columns()
+        teams = bindparam("teams", expanding=True) if team_branches < 0 else [bindparam(f"team_{i}") for i in range(team_branches)]
+        branches = access.readable_branches(orm, bindparam("me"), teams, public=public)
+        where = []
+        if "owner" in names:
+            # an owner filter has its own index; one query serves it
+            branches = [or_(*branches)]
+            where.append(orm.owner == bindparam("owner"))
+        if "visibility" in names:
+            where.append(orm.visibility == bindparam("visibility"))
+        if "team" in names:
+            where.append(orm.team == bindparam("team"))
+        if "q" in names:
+            where.append(func.lower(orm.name).like(bindparam("q"), escape="\\"))
+        if "status" in names:
+            where.append(getattr(orm, self.filters["status"]) == bindparam("status"))
+        if "after" in names:
+            where.append(pagination.after(column, orm.id, desc, bindparam("after"), bindparam("after_id")))
+        limit = bindparam("n", type_=Integer)
+        pages = []
+        for branch in branches:
+            stmt = self.extra_filters(select(*(columns or [orm])).where(branch, *where), query)
+            pages.append(stmt.order_by(*pagination.order_by(column, orm.id, desc)).limit(limit))
+        if len(pages) == 1:
+            stmt = pages[0]
+        else:
+            # One ordered, limited query per disjoint way of seeing a row, merged: each walks
+            # its own index for at most limit + 1 rows, where the OR of them has to collect
+            # and sort every readable row (SQLite always plans it so). Each branch sits in a
+            # subquery because SQLite refuses ORDER BY / LIMIT on union members.
+            order = [literal_column(c).desc() if desc else literal_column(c) for c in (column.key, "id")]
+            stmt = union_all(*(select(page.subquery()) for page in pages)).order_by(*order).limit(limit)
+            if not columns:
+                stmt = select(orm).from_statement(stmt)
+        if type(self).extra_filters is ResourceService.extra_filters:
+            if len(cache) > 1000:  # shapes are few; this only bounds a pathological mix
+                cache.clear()
+            cache[shape] = stmt
+        return stmt
+
+    @classmethod
+    def _plain_columns(cls) -> list | None:
+        """The columns a list item is built from, when plain column tuples are enough.
+
+        Loading ORM objects costs several times what tuples do, and that is much of a list
+        request; a service whose ``to_out`` is overridden, or whose output reads anything but
+        columns (a property, a relationship), gets ORM objects.
+        """
+        if "_plain" not in cls.__dict__:
+            attrs = {p.key: getattr(cls.orm, p.key) for p in sa_inspect(cls.orm).column_attrs}
+            fields = {f.validation_alias if isinstance(f.validation_alias, str) else f.alias or name for name, f in cls.out.model_fields.items()}
+            plain = cls.to_out is ResourceService.to_out and fields <= attrs.keys()
+            cls._plain = [column.label(key) for key, column in attrs.items()] if plain else None
+        return cls._plain
+
+    @classmethod
+    def _page_model(cls) -> type[Page]:
+        # pydantic holds parametrised generics weakly: without this reference every garbage
+        # collection drops Page[Out], and rebuilding it costs more than the query
+        if "_page" not in cls.__dict__:
+            cls._page = Page[cls.out]
+        return cls._page
 
     def extra_filters(self, stmt, query: ListQuery):
         return stmt
