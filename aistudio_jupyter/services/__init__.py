@@ -13,6 +13,8 @@ from .jobs import JobService
 from .meta import MetaService
 from .models import ModelService
 from .tokens import TokenService
+from .uploads import UploadService
+from .versions import VersionService
 
 
 @dataclasses.dataclass
@@ -27,10 +29,15 @@ class Services:
     deployments: DeploymentService
     tokens: TokenService
     meta: MetaService
+    versions: VersionService
+    uploads: UploadService
+    #: the Storage (``storage.base``) holding every byte; None when built without one
+    storage: object = None
 
     @classmethod
-    def build(cls, db: Database, *, parent=None, tiers: dict, price_per_gpu_hour: float) -> Services:
+    def build(cls, db: Database, *, parent=None, tiers: dict, price_per_gpu_hour: float, storage=None) -> Services:
         kw = {"parent": parent, "db": db}
+        versions = VersionService(storage=storage, tiers=tiers, **kw)
         return cls(
             db=db,
             datasets=DatasetService(**kw),
@@ -40,7 +47,11 @@ class Services:
             deployments=DeploymentService(**kw),
             tokens=TokenService(**kw),
             meta=MetaService(tiers=tiers, price_per_gpu_hour=price_per_gpu_hour, **kw),
+            versions=versions,
+            uploads=UploadService(storage=storage, versions=versions, tiers=tiers, **kw),
+            storage=storage,
         )
 
     def close(self) -> None:
+        self.uploads.close()
         self.db.close()

@@ -1,8 +1,9 @@
 """SQLAlchemy 2 models for every resource of DESIGN §3.
 
 Every owned resource carries id, owner, visibility, team and timestamps (``OwnedMixin``), and
-the indexes its list query walks: keyset pagination orders by (created_at, id), and the
-visibility filter reads owner, visibility and team.
+the indexes its list query walks: keyset pagination orders by (created_at, id), and each way
+of seeing a row (own, public, a team's; see ``services.access.readable_branches``) has an
+index that yields its rows already in that order.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class OwnedMixin:
         return (
             Index(f"ix_{t}_created", "created_at", "id"),
             Index(f"ix_{t}_owner_created", "owner", "created_at", "id"),
-            Index(f"ix_{t}_visibility_team", "visibility", "team"),
+            Index(f"ix_{t}_visibility_created", "visibility", "created_at", "id"),
+            Index(f"ix_{t}_visibility_team_created", "visibility", "team", "created_at", "id"),
             *getattr(cls, "__extra_args__", ()),
         )
 
@@ -110,6 +112,8 @@ class Upload(Base):
     target_dataset_id: Mapped[str | None] = mapped_column(String(40))
     result_version_id: Mapped[str | None] = mapped_column(String(40))
     error: Mapped[str | None] = mapped_column(Text)
+    #: the storage layer's resumable-upload state (``Storage.open_append``); None once discarded or published
+    storage_state: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     expires_at: Mapped[dt.datetime | None] = mapped_column()
