@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from typing import Any
 
 from pydantic import BaseModel
@@ -10,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import InvalidInput
 from ..identity import Principal
-from ..schemas.deployments import DeploymentOut
+from ..schemas.deployments import DeploymentState, DeploymentOut
 from ..store import orm
 from . import access
 from .resources import ResourceService
@@ -22,6 +24,7 @@ class DeploymentService(ResourceService[DeploymentOut]):
     kind = "deployment"
     id_prefix = "dep"
     filters = {"status": "state"}
+    statuses = frozenset(get_args(DeploymentState))
 
     def values_for_create(self, session: Session, who: Principal, body: BaseModel) -> dict[str, Any]:
         values = body.model_dump()

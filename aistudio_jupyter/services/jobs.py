@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from sqlalchemy.orm import Session
 
 from ..identity import Principal
-from ..schemas.jobs import JobOut, JobSubmit
+from ..schemas.jobs import JobState, JobOut, JobSubmit
 from ..store import orm
 from . import access, audit
 from .ids import new_id
@@ -19,6 +21,7 @@ class JobService(ResourceService[JobOut]):
     id_prefix = "job"
     unique_name = False
     filters = {"status": "state"}
+    statuses = frozenset(get_args(JobState))
 
     async def submit(self, who: Principal, body: JobSubmit) -> JobOut:
         """Queue a job owned by ``who``."""

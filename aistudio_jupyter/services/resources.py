@@ -19,6 +19,7 @@ from ..errors import Conflict, InvalidInput
 from ..identity import Principal
 from ..schemas.common import ListQuery, Page
 from ..store.session import Database
+from ..store.types import utcnow
 from . import access, audit, pagination
 from .ids import new_id
 
@@ -36,6 +37,8 @@ class ResourceService(LoggingConfigurable, Generic[Out]):
     unique_name: ClassVar[bool] = True
     #: list filters beyond the common ones: query field → column attribute name
     filters: ClassVar[dict[str, str]] = {}
+    #: the values ``status`` can take, so a typo answers 422 instead of an empty list
+    statuses: ClassVar[frozenset[str]] = frozenset()
 
     db = AnyTrait(help="The Database this service reads and writes.")
 
@@ -61,6 +64,8 @@ class ResourceService(LoggingConfigurable, Generic[Out]):
             params["q"] = f"%{escaped.lower()}%"
         if query.status and "status" not in self.filters:
             raise InvalidInput(f"{self.kind}s have no status to filter on.", {"field": "status"})
+        if query.status and query.status not in self.statuses:
+            raise InvalidInput(f"status must be one of {', '.join(sorted(self.statuses))}.", {"field": "status"})
         field = query.sort.lstrip("-")
         if not hasattr(orm, field):
             raise InvalidInput(f"{self.kind}s cannot be sorted by {field}.", {"field": "sort"})
@@ -193,7 +198,8 @@ class ResourceService(LoggingConfigurable, Generic[Out]):
         access.check_sharing(who, values.get("visibility", "private"), values.get("team"))
         if self.unique_name:
             self._check_name_free(session, who.username, values["name"])
-        row = self.orm(id=new_id(self.id_prefix), owner=who.username, **values)
+        now = utcnow()
+        row = self.orm(id=new_id(self.id_prefix), owner=who.username, created_at=now, updated_at=now, **values)
         session.add(row)
         session.flush()
         audit.record(session, who, "create", self.kind, row.id, {"name": getattr(row, "name", None)})

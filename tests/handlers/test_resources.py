@@ -80,7 +80,7 @@ async def test_crud(api, kind):
     assert created.status == 201, created.body
     row = created.body
     assert row["owner"] == "alice" and row["visibility"] == "private" and row["team"] is None
-    assert row["name"] == spec["create"]["name"] and row["updated_at"] >= row["created_at"]
+    assert row["name"] == spec["create"]["name"] and row["updated_at"] == row["created_at"]
     assert {k: row[k] for k in spec["expect"]} == spec["expect"]
 
     assert (await api("GET", f"{kind}/{row['id']}")).body == row
@@ -284,3 +284,11 @@ async def test_health(api, database_url):
     assert database["ok"] is True and database["dialect"] == database_url.split(":")[0].split("+")[0]
     assert 0 <= database["latency_ms"] < 5000
     assert (await api("GET", "health", user=None)).status == 403
+
+
+async def test_status_filter_refuses_unknown_states(api):
+    for path in ("jobs", "deployments"):
+        typo = await api("GET", path, params={"status": "runing"})
+        assert typo.status == 422 and typo.error["details"]["field"] == "status", typo.body
+        assert "running" in typo.error["message"] or "ready" in typo.error["message"]
+        assert (await api("GET", path, params={"status": "failed"})).status == 200
