@@ -21,10 +21,12 @@ from .runtime.client import (  # noqa: E402
     me,
     models,
 )
+from .runtime.datasets import Dataset  # noqa: E402
 
 __all__ = [
     "APIError",
     "Client",
+    "Dataset",
     "Record",
     "__version__",
     "agents",

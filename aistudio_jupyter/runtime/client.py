@@ -40,8 +40,12 @@ class Record(dict):
             value = self[name]
         except KeyError:
             raise AttributeError(name) from None
-        # nested objects read the same way: ``ais.me().quotas.gpus_per_job``
-        return Record(value) if type(value) is dict else value
+        # nested objects read the same way: ``ais.me().quotas.gpus_per_job``, ``version.files[0].path``
+        if type(value) is dict:
+            return Record(value)
+        if type(value) is list and value and all(type(v) is dict for v in value):
+            return [Record(v) for v in value]
+        return value
 
     def __dir__(self) -> list[str]:
         # tab completion in Jupyter offers the fields
@@ -71,7 +75,7 @@ class Resources:
         params["limit"] = page_size
         while True:
             page = self._client.request("GET", f"/{self._path}", params=params)
-            yield [Record(item) for item in page["items"]]
+            yield [self._record(item) for item in page["items"]]
             if not page.get("next_cursor"):
                 return
             params["cursor"] = page["next_cursor"]
@@ -88,7 +92,7 @@ class Resources:
     def get(self, id_or_name: str) -> Record:
         """By id, or by exact name (your own first, then the oldest)."""
         if self._id.match(id_or_name):
-            return Record(self._client.request("GET", f"/{self._path}/{id_or_name}"))
+            return self._record(self._client.request("GET", f"/{self._path}/{id_or_name}"))
         matches = [r for r in self.list(q=id_or_name, sort="created_at") if r.get("name") == id_or_name]
         if not matches:
             raise APIError(404, "not_found", f"No {self._path[:-1]} named {id_or_name!r} is visible to you.")
@@ -100,17 +104,21 @@ class Resources:
     def create(self, **fields: Any) -> Record:
         """Create one; the fields are those of the API's create body."""
         self._check_writable("create")
-        return Record(self._client.request("POST", f"/{self._path}", json=fields))
+        return self._record(self._client.request("POST", f"/{self._path}", json=fields))
 
     def update(self, record: str | dict, **fields: Any) -> Record:
         """Change some fields of a record (given by id or as returned by ``get``/``list``)."""
         self._check_writable("update")
-        return Record(self._client.request("PATCH", f"/{self._path}/{_id_of(record)}", json=fields))
+        return self._record(self._client.request("PATCH", f"/{self._path}/{_id_of(record)}", json=fields))
 
     def delete(self, record: str | dict) -> None:
         """Delete a record (given by id or as returned by ``get``/``list``)."""
         self._check_writable("delete")
         self._client.request("DELETE", f"/{self._path}/{_id_of(record)}")
+
+    def _record(self, data: dict) -> Record:
+        # collections with richer handles (ais.datasets) answer their own Record subclass
+        return Record(data)
 
     def _check_writable(self, verb: str) -> None:
         if not self._writable:
@@ -123,7 +131,9 @@ class Resources:
 class Client:
     """A connection to one AI Studio server."""
 
-    def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0, verify: bool | str | None = None):
+    def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0, verify: bool | str | None = None, **http_options: Any):
+        """``http_options`` go to ``httpx.Client`` as they are (``proxy``, ``event_hooks``, ``limits``…)."""
+        from .datasets import Datasets  # it builds on Resources and Record, defined above
         url = url or os.environ.get("AISTUDIO_URL")
         token = token or os.environ.get("AISTUDIO_TOKEN")
         if not url:
@@ -137,8 +147,8 @@ class Client:
             verify = os.environ.get("AISTUDIO_CA_FILE") or True
         # AI Studio tokens are bearer tokens; anything else is a Jupyter token for Jupyter's own auth
         headers = {"Authorization": f"Bearer {token}" if self._scoped else f"token {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, verify=verify)
-        self.datasets = Resources(self, "datasets")
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, verify=verify, **http_options)
+        self.datasets = Datasets(self)
         self.models = Resources(self, "models")
         self.jobs = Resources(self, "jobs", writable=False)
         self.agents = Resources(self, "agents")
@@ -151,12 +161,18 @@ class Client:
         except httpx.TransportError as exc:
             raise ConnectionError(f"Cannot reach AI Studio at {self.url}: {exc}") from exc
         if response.status_code >= 400:
-            raise self._error(response)
+            raise self.error(response)
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
 
-    def _error(self, response: httpx.Response) -> APIError:
+    @property
+    def http(self) -> httpx.Client:
+        """The underlying ``httpx.Client`` (base URL and auth set), for streaming and the tus uploads."""
+        return self._http
+
+    def error(self, response: httpx.Response) -> APIError:
+        """The ``APIError`` for a 4xx/5xx answer, from its JSON envelope (its text otherwise)."""
         request_id = response.headers.get("X-Request-Id")
         try:
             err = response.json()["error"]
@@ -213,7 +229,11 @@ class _Lazy:
         return getattr(getattr(client(), self._attr), name)
 
     def __dir__(self) -> list[str]:
-        return [n for n in dir(Resources) if not n.startswith("_")]
+        # tab completion without connecting: the collection's class is known in advance
+        from .datasets import Datasets
+
+        cls = Datasets if self._attr == "datasets" else Resources
+        return [n for n in dir(cls) if not n.startswith("_")]
 
     def __repr__(self) -> str:
         return f"<ais.{self._attr}>"
