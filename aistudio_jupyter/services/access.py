@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from sqlalchemy import BindParameter, and_, false, or_, select
+from sqlalchemy import BindParameter, and_, false, literal, or_, select
 from sqlalchemy.orm import Session
 
 from ..errors import Forbidden, InvalidInput, NotFound
@@ -40,13 +40,16 @@ def readable_branches(orm, username, teams, *, public: bool = True) -> list:
     and sort every readable row.
     """
     others = orm.owner != username
+    # the constants are written into the SQL, not bound: PostgreSQL's generic plan for a
+    # prepared statement cannot see how rare 'public' rows are in a bound parameter
+    shared = {v: orm.visibility == literal(v, literal_execute=True) for v in ("public", "team")}
     branches = [orm.owner == username]
     if public:
-        branches.append(and_(orm.visibility == "public", others))
+        branches.append(and_(shared["public"], others))
     if isinstance(teams, BindParameter):
-        branches.append(and_(orm.visibility == "team", orm.team.in_(teams), others))
+        branches.append(and_(shared["team"], orm.team.in_(teams), others))
     else:
-        branches.extend(and_(orm.visibility == "team", orm.team == team, others) for team in teams)
+        branches.extend(and_(shared["team"], orm.team == team, others) for team in teams)
     return branches
 
 
