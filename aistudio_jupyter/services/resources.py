@@ -215,6 +215,11 @@ class ResourceService(LoggingConfigurable, Generic[Out]):
     def _update(self, session: Session, who: Principal, id: str, body: BaseModel) -> Out:
         row = access.load(session, self.orm, who, id, write=True, kind=self.kind)
         changes = self.values_for_update(session, who, row, body)
+        # an explicit JSON null on a required field means "unset", which it cannot be
+        attrs = sa_inspect(self.orm).column_attrs
+        for key, value in changes.items():
+            if value is None and key in attrs and not attrs[key].columns[0].nullable:
+                raise InvalidInput(f"{key} cannot be null.", {"field": key})
         if "visibility" in changes or "team" in changes:
             if row.owner != who.username:
                 raise InvalidInput(f"Only the owner can change who sees this {self.kind}.", {"field": "visibility"})

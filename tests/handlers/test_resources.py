@@ -292,3 +292,14 @@ async def test_status_filter_refuses_unknown_states(api):
         assert typo.status == 422 and typo.error["details"]["field"] == "status", typo.body
         assert "running" in typo.error["message"] or "ready" in typo.error["message"]
         assert (await api("GET", path, params={"status": "failed"})).status == 200
+
+
+async def test_patch_with_null_for_a_required_field_is_refused(api):
+    # found by schemathesis: {"tags": null} reached the response model and answered 500
+    ds = (await api("POST", "datasets", json_body={"name": "nulls"})).body
+    for field in ("tags", "name", "description", "visibility"):
+        refused = await api("PATCH", f"datasets/{ds['id']}", json_body={field: None})
+        assert refused.status == 422 and refused.error["details"]["field"] == field, refused.body
+    cleared = await api("PATCH", f"datasets/{ds['id']}", json_body={"team": None})
+    assert cleared.status == 200 and cleared.body["team"] is None
+    assert (await api("GET", f"datasets/{ds['id']}")).body["tags"] == []
