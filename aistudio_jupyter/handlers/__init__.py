@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from . import agents, datasets, deployments, jobs, meta, models, uploads, versions
+from . import agents, datasets, deployments, jobs, meta, models, rows, uploads, versions
 
 #: (path template relative to {base_url}aistudio/api, handler class), in match order
 ROUTES = [
     *meta.default_handlers,
     *datasets.default_handlers,
     *versions.default_handlers,
+    *rows.default_handlers,
     *uploads.default_handlers,
     *models.default_handlers,
     *jobs.default_handlers,

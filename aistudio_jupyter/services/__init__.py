@@ -12,6 +12,7 @@ from .deployments import DeploymentService
 from .jobs import JobService
 from .meta import MetaService
 from .models import ModelService
+from .rows import RowService
 from .tokens import TokenService
 from .uploads import UploadService
 from .versions import VersionService
@@ -31,6 +32,7 @@ class Services:
     meta: MetaService
     versions: VersionService
     uploads: UploadService
+    rows: RowService
     #: the Storage (``storage.base``) holding every byte; None when built without one
     storage: object = None
 
@@ -49,6 +51,7 @@ class Services:
             meta=MetaService(tiers=tiers, price_per_gpu_hour=price_per_gpu_hour, **kw),
             versions=versions,
             uploads=UploadService(storage=storage, versions=versions, tiers=tiers, **kw),
+            rows=RowService(storage=storage, versions=versions, **kw),
             storage=storage,
         )
 
