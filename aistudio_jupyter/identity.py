@@ -68,3 +68,8 @@ def tier_for(username: str, groups: Iterable[str], user_tiers: Mapping[str, str]
     if candidates:
         return max(candidates, key=lambda t: tiers.get(t, {}).get("priority", 0))
     return "default"
+
+
+def quotas_of(tiers: Mapping[str, Mapping], who: Principal) -> Mapping:
+    """The quotas of ``who``'s tier; a tier missing from the table falls back to 'default'."""
+    return tiers.get(who.tier) or tiers["default"]

@@ -11,7 +11,7 @@ from traitlets import Dict
 from traitlets.config import LoggingConfigurable
 
 from .. import __version__
-from ..identity import Principal
+from ..identity import Principal, quotas_of
 from ..schemas.jobs import TERMINAL_STATES
 from ..schemas.meta import ComponentHealth, HealthOut, MeOut, Quotas, Usage
 from ..store import orm
@@ -36,7 +36,7 @@ class MetaService(LoggingConfigurable):
             )
         )
         active = session.scalar(select(func.count()).select_from(orm.Job).where(orm.Job.owner == who.username, orm.Job.state.not_in(TERMINAL_STATES)))
-        tier = self.tiers.get(who.tier) or self.tiers["default"]
+        tier = quotas_of(self.tiers, who)
         return MeOut(
             username=who.username,
             display_name=who.display_name or who.username,

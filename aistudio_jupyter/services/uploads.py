@@ -26,7 +26,7 @@ from traitlets import Dict, Float, Int
 from traitlets.config import LoggingConfigurable
 
 from ..errors import AIStudioError, BadRequest, Conflict, NotFound, PayloadTooLarge, QuotaExceeded, Unavailable
-from ..identity import Principal
+from ..identity import Principal, quotas_of
 from ..schemas.uploads import UploadMetadata, UploadOut
 from ..store import orm
 from ..store.types import utcnow
@@ -115,7 +115,7 @@ class UploadService(LoggingConfigurable):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def tier(self, who: Principal) -> dict:
-        return self.tiers.get(who.tier) or self.tiers["default"]
+        return quotas_of(self.tiers, who)
 
     def max_size(self, who: Principal) -> int:
         """The largest upload ``who`` may start (Tus-Max-Size)."""

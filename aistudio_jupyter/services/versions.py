@@ -20,7 +20,7 @@ from traitlets import Dict, Float, Int
 from traitlets.config import LoggingConfigurable
 
 from ..errors import AIStudioError, Conflict, InsufficientStorage, InvalidInput, NotFound
-from ..identity import Principal
+from ..identity import Principal, quotas_of
 from ..schemas.common import Page
 from ..schemas.uploads import VersionFileOut, VersionListQuery, VersionOut
 from ..store import orm
@@ -83,7 +83,7 @@ class VersionService(LoggingConfigurable):
     zip_max_ratio = Float(100.0, config=True, help="Most declared unpacked bytes per byte of zip archive; zip bombs reach thousands.")
 
     def tier(self, who: Principal) -> dict:
-        return self.tiers.get(who.tier) or self.tiers["default"]
+        return quotas_of(self.tiers, who)
 
     # -- checks shared with upload creation --------------------------------------------------
 

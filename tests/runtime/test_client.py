@@ -7,7 +7,6 @@ and prove nothing more about the client).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import pickle
 
@@ -17,6 +16,7 @@ import aistudio_jupyter as ais
 from aistudio_jupyter.runtime import client as client_module
 from aistudio_jupyter.runtime.client import APIError, Client, Record
 from tests.conftest import TOKENS
+from tests.runtime import in_thread
 from tests.live import free_port
 
 
@@ -35,10 +35,6 @@ def connect(request, jp_serverapp, jp_fetch):
     yield make
     for c in opened:
         c.close()
-
-
-def in_thread(fn, *args):
-    return asyncio.to_thread(fn, *args)
 
 
 async def test_pages_get_create_update_delete(connect):

@@ -24,6 +24,7 @@ from tqdm.std import tqdm
 
 from aistudio_jupyter.runtime.client import APIError, Client
 from tests.conftest import TOKENS
+from tests.runtime import in_thread
 from tests.handlers.test_uploads import ELF, TUS
 from tests.handlers.test_versions import FORMATS
 from tests.tcp_proxy import TcpProxy
@@ -57,11 +58,6 @@ def connect(server_url, cache):
     yield make
     for c in opened:
         c.close()
-
-
-def in_thread(fn, *args):
-    # the client blocks; the server under test needs this test's event loop to answer it
-    return asyncio.to_thread(fn, *args)
 
 
 def flowers(n: int = 600, seed: int = 7) -> pd.DataFrame:
