@@ -162,6 +162,10 @@ class AIStudio(ExtensionApp):
         async def start() -> None:
             # on the server's running loop, which PeriodicCallback binds to when started
             self._upload_cleanup.start()
+            try:
+                await self.services.start()
+            except Exception:
+                self.log.error("AI Studio: a service failed to start", exc_info=True)
             await sweep()
 
         self.serverapp.io_loop.add_callback(start)
@@ -249,6 +253,7 @@ class AIStudio(ExtensionApp):
             gc.unfreeze()  # a process that starts servers again (tests) must not pile them up
         if getattr(self, "_upload_cleanup", None) is not None:
             self._upload_cleanup.stop()
+        await self.services.stop()
         for name, value in getattr(self, "_env_before", {}).items():
             if value is None:
                 os.environ.pop(name, None)

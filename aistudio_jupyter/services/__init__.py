@@ -55,6 +55,28 @@ class Services:
             storage=storage,
         )
 
+    def _with_lifecycle(self, hook: str) -> list:
+        found = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name not in ("db", "storage") and callable(getattr(value, hook, None)):
+                found.append(value)
+        return found
+
+    async def start(self) -> None:
+        """Start every service's background work (supervisors, listeners, sweeps), on the
+        server's running loop, in field order. A service opts in with ``async def start()``."""
+        for service in self._with_lifecycle("start"):
+            await service.start()
+
+    async def stop(self) -> None:
+        """Stop background work in reverse order; each service's ``async def stop()``."""
+        for service in reversed(self._with_lifecycle("stop")):
+            try:
+                await service.stop()
+            except Exception:  # one failing stop must not keep the others running
+                service.log.warning("stopping %s failed", type(service).__name__, exc_info=True)
+
     def close(self) -> None:
         self.uploads.close()
         self.db.close()

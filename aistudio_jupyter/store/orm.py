@@ -129,6 +129,9 @@ class ValidationReport(OwnedMixin, Base):
     rules: Mapped[list[Any]] = mapped_column(default=list)
     findings: Mapped[list[Any]] = mapped_column(default=list)
     passed: Mapped[bool | None] = mapped_column(Boolean)
+    #: rows checked, columns inferred, rule pass/fail counts: what a report's header shows
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class Job(OwnedMixin, Base):
@@ -151,6 +154,20 @@ class Job(OwnedMixin, Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[dt.datetime | None] = mapped_column()
     finished_at: Mapped[dt.datetime | None] = mapped_column()
+    #: 0..1 where the job reports it (validate jobs, trainers with a known step count)
+    progress: Mapped[float | None] = mapped_column(Float)
+    #: what a finished job produced (a model version id, a report id, ...)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    #: GPU indexes on ``host`` held exclusively while the job is starting or running
+    gpu_ids: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    host: Mapped[str | None] = mapped_column(String(255))
+    #: the supervisor that owns the job; another may take over only once the lease expires,
+    #: and every write it makes carries ``fencing_token`` so a stale owner's writes lose
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column()
+    fencing_token: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    cancel_requested_at: Mapped[dt.datetime | None] = mapped_column()
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class MetricPoint(Base):
@@ -162,6 +179,36 @@ class MetricPoint(Base):
     step: Mapped[int] = mapped_column(BigInteger)
     value: Mapped[float] = mapped_column(Float)
     wall_time: Mapped[float] = mapped_column(Float)
+
+
+class EventTopic(Base):
+    """Per-topic counter: an event's ``seq`` is taken here in the event's own transaction, so
+    seqs commit in order and a replay from the database never skips one (DESIGN §7)."""
+
+    __tablename__ = "event_topics"
+    topic: Mapped[str] = mapped_column(String(160), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Event(Base):
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("topic", "seq"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(160))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class DatasetProfile(Base):
+    """A version's profile, computed once: versions are immutable."""
+
+    __tablename__ = "dataset_profiles"
+    version_id: Mapped[str] = mapped_column(ForeignKey("dataset_versions.id", ondelete="CASCADE"), primary_key=True)
+    profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Model(OwnedMixin, Base):
