@@ -22,6 +22,8 @@ FORBIDDEN = {
     "storage": ("tornado", "jupyter_server", "sqlalchemy", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers"),
     "schemas": ("sqlalchemy", "tornado", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers"),
     "runtime": ("sqlalchemy", "tornado", "jupyter_server", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers"),
+    # model specs are shared by the server (estimates) and job processes (the trainer)
+    "modelspec": ("sqlalchemy", "tornado", "jupyter_server", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers", "aistudio_jupyter.runtime"),
 }
 
 

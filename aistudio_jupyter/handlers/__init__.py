@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import agents, datasets, deployments, jobs, meta, models, rows, uploads, versions
+from . import agents, compute, datasets, deployments, jobs, meta, models, rows, uploads, versions
 
 #: (path template relative to {base_url}aistudio/api, handler class), in match order
 ROUTES = [
@@ -15,4 +15,5 @@ ROUTES = [
     *jobs.default_handlers,
     *agents.default_handlers,
     *deployments.default_handlers,
+    *compute.default_handlers,
 ]

@@ -7,6 +7,7 @@ import dataclasses
 
 from ..store.session import Database
 from .agents import AgentService
+from .compute import ComputeService
 from .datasets import DatasetService
 from .deployments import DeploymentService
 from .jobs import JobService
@@ -33,6 +34,8 @@ class Services:
     versions: VersionService
     uploads: UploadService
     rows: RowService
+    #: compute estimates (and measured runs in a child process)
+    compute: ComputeService
     #: the Storage (``storage.base``) holding every byte; None when built without one
     storage: object = None
 
@@ -52,6 +55,7 @@ class Services:
             versions=versions,
             uploads=UploadService(storage=storage, versions=versions, tiers=tiers, **kw),
             rows=RowService(storage=storage, versions=versions, **kw),
+            compute=ComputeService(price_per_gpu_hour=price_per_gpu_hour, **kw),
             storage=storage,
         )
 
