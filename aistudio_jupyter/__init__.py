@@ -22,21 +22,29 @@ from .runtime.client import (  # noqa: E402
     models,
 )
 from .runtime.datasets import Dataset  # noqa: E402
+from .runtime import events  # noqa: E402 -- ais.events.subscribe(...)
+from .runtime.tracking import Run, track  # noqa: E402
+from .runtime.training import TrainJob, train  # noqa: E402
 
 __all__ = [
     "APIError",
     "Client",
     "Dataset",
     "Record",
+    "Run",
+    "TrainJob",
     "__version__",
     "agents",
     "client",
     "datasets",
     "deployments",
+    "events",
     "health",
     "jobs",
     "me",
     "models",
+    "track",
+    "train",
 ]
 
 

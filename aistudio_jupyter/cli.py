@@ -1,4 +1,4 @@
-"""``jupyter aistudio …``: database migrations, tokens, status and the OpenAPI document.
+"""``jupyter aistudio …``: database migrations, tokens, status, blob garbage collection and the OpenAPI document.
 
 The database URL comes from ``--database-url``, else the same configuration the server reads
 (``c.AIStudio.database_url`` in the Jupyter config files, ``$AISTUDIO_DATABASE_URL``), else the
@@ -101,6 +101,24 @@ def cmd_status(args) -> int:
     return 0 if health["ok"] else 1
 
 
+def cmd_gc(args) -> int:
+    from .services.gc import GarbageCollector
+
+    config = server_config()
+    if args.storage_url:
+        from .storage import storage_from_url
+
+        storage = storage_from_url(args.storage_url, s3_endpoint_url=args.s3_endpoint_url)
+    else:
+        from .app import AIStudio
+
+        storage = AIStudio(config=config).build_storage()
+    collector = GarbageCollector(config=config, db=open_database(args), storage=storage)
+    report = collector.collect(grace_seconds=args.grace_seconds, dry_run=args.dry_run)
+    print(json.dumps(report.as_dict(), indent=2))
+    return 0
+
+
 def cmd_openapi(args) -> int:
     from .handlers import ROUTES
     from .openapi import build_document
@@ -134,6 +152,12 @@ def parser() -> argparse.ArgumentParser:
     revoke.set_defaults(func=cmd_tokens_revoke)
 
     sub.add_parser("status", help="database reachability and schema revision").set_defaults(func=cmd_status)
+    gc = sub.add_parser("gc", help="delete stored dataset blobs that no version refers to any more")
+    gc.add_argument("--dry-run", action="store_true", help="report what would be deleted, delete nothing")
+    gc.add_argument("--grace-seconds", type=float, default=None, help="keep blobs younger than this (default: c.GarbageCollector.grace_seconds, 1 day)")
+    gc.add_argument("--storage-url", help="file:///path or s3://bucket/prefix (default: the server's configuration)")
+    gc.add_argument("--s3-endpoint-url", help="S3 endpoint for MinIO/Ceph, with --storage-url")
+    gc.set_defaults(func=cmd_gc)
     openapi = sub.add_parser("openapi", help="print the OpenAPI document")
     openapi.add_argument("--server-url", default="/aistudio/api")
     openapi.set_defaults(func=cmd_openapi)

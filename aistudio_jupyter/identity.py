@@ -36,6 +36,9 @@ class Principal:
     #: ``None`` for a full session; a scoped token narrows what the principal may do.
     scopes: tuple[str, ...] | None = None
     request_id: str = ""
+    #: set when the request came with a job's token: it reads as the job's owner and mutates
+    #: only through routes that allow job tokens, and only for this job
+    job_id: str | None = None
 
     def in_team(self, team: str | None) -> bool:
         return team is not None and team in self.teams

@@ -108,6 +108,9 @@ def jp_server_config(aistudio_config):
                 "identity_provider_class": "tests.identity.NamedUsersIdentityProvider",
             },
             "AIStudio": aistudio_config,
+            # in-process servers test the API; jobs' processes are tested on live servers
+            # (tests/jobs), where a supervisor claiming the rows these tests set up belongs
+            "JobSupervisor": {"enabled": False},
         }
     )
 

@@ -91,6 +91,22 @@ class LiveServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+        self.kill_jobs()
+
+    def kill_jobs(self) -> None:
+        """SIGKILL the process group of every job this server launched: jobs are started to
+        outlive their server (that is the point), so a test's must not outlive the test."""
+        import psutil
+
+        for record in (self.workdir / "data").glob("aistudio/jobs/*/process.json"):
+            try:
+                info = json.loads(record.read_text())
+                process = psutil.Process(info["pid"])
+                # a recycled pid belongs to someone else
+                if abs(process.create_time() - info["start_time"]) < 1.0:
+                    os.killpg(info["pid"], 9)
+            except (OSError, ValueError, KeyError, psutil.Error):
+                continue
 
     def api(self, path: str = "") -> str:
         return f"{self.base}/aistudio/api{path}"

@@ -21,6 +21,7 @@ FORBIDDEN = {
     "store": ("tornado", "jupyter_server", "aistudio_jupyter.handlers", "aistudio_jupyter.services"),
     "storage": ("tornado", "jupyter_server", "sqlalchemy", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers"),
     "schemas": ("sqlalchemy", "tornado", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers"),
+    "executors": ("tornado", "jupyter_server", "sqlalchemy", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers"),
     "runtime": ("sqlalchemy", "tornado", "jupyter_server", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers"),
     # model specs are shared by the server (estimates) and job processes (the trainer)
     "modelspec": ("sqlalchemy", "tornado", "jupyter_server", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers", "aistudio_jupyter.runtime"),

@@ -13,7 +13,7 @@ from typing import Any
 
 from jupyter_server.auth.identity import User
 
-from ..services.tokens import SCOPE_API, TokenService, looks_like_token
+from ..services.tokens import SCOPE_API, SCOPE_JOB, TokenService, looks_like_token
 
 
 def bearer_token(handler) -> str | None:
@@ -71,5 +71,6 @@ class TokenAuthorizer:
     def is_authorized(self, handler, user, action: str, resource: str):
         grant = getattr(handler, "_aistudio_grant", None)
         if grant is not None:
-            return resource == "aistudio" and SCOPE_API in grant.scopes
+            # a job token's narrower rights are enforced per route (AIStudioHandler.prepare)
+            return resource == "aistudio" and (SCOPE_API in grant.scopes or SCOPE_JOB in grant.scopes)
         return self._inner.is_authorized(handler, user, action, resource)

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from tornado import web
 from tornado.web import HTTPError
 
-from ..errors import STATUS_CODES, AIStudioError, BadRequest, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from ..errors import STATUS_CODES, AIStudioError, BadRequest, Forbidden, InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from ..identity import ANONYMOUS_PROVIDERS, Principal, teams_for, tier_for
 from ..services.tokens import SCOPE_API
 from .auth import TokenAuthorizer, TokenIdentityProvider
@@ -73,11 +73,20 @@ class AIStudioHandler(APIHandler):
     auth_resource = AUTH_RESOURCE
     #: method name → Operation, read by the OpenAPI generator
     operations: ClassVar[dict[str, Operation]] = {}
+    #: whether a job's token may change things through this handler (metrics, checkpoints,
+    #: model-version registration); elsewhere a job token only reads (contract 2)
+    job_token_allowed: ClassVar[bool] = False
 
     def initialize(self, **kwargs: Any) -> None:
         super().initialize(**kwargs)
         self.request_id = self._request_id()
         self.set_header("X-Request-Id", self.request_id)
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        grant = getattr(self, "_aistudio_grant", None)
+        if grant is not None and grant.job_id is not None and not self.job_token_allowed and self.request.method not in ("GET", "HEAD", "OPTIONS"):
+            raise Forbidden("A job's token cannot make this change; it may report metrics, checkpoints and model versions of its own job.", {"job_id": grant.job_id})
 
     def _request_id(self) -> str:
         given = self.request.headers.get("X-Request-Id", "")
@@ -140,6 +149,7 @@ class AIStudioHandler(APIHandler):
             tier=tier_for(username, groups, app.user_tiers, app.group_tiers, app.tier_table),
             scopes=scopes,
             request_id=self.request_id,
+            job_id=grant.job_id if grant is not None else None,
         )
         return self._principal
 

@@ -18,7 +18,7 @@ class RowsHandler(AIStudioHandler):
         "get": {
             409: ("The dataset has no versions yet", ErrorEnvelope),
             415: ("The version is not a tabular file", ErrorEnvelope),
-            503: ("Row paging is not available for this storage", ErrorEnvelope),
+            503: ("The rows need more memory than one request may use", ErrorEnvelope),
         }
     }
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 from urllib.parse import quote
 
 from jupyter_server.auth.decorator import authorized
@@ -79,24 +78,17 @@ class VersionHandler(VersionReplyMixin, AIStudioHandler):
         self.reply_aliased(await self.services.versions.get(self.principal, id, v))
 
 
-class VersionDownloadHandler(AIStudioHandler):
-    """The bytes of a version, streamed from storage; ``Range: bytes=…`` answers 206."""
+class DownloadMixin:
+    """Serve a ``services.versions.Download`` with ETag, If-None-Match and one byte Range."""
 
-    operations = {"get": Operation("Download a version's file (Range and If-None-Match supported)", None, tag="dataset")}
-    openapi_responses = {"get": {416: ("The Range is outside the file", ErrorEnvelope)}}
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
+    def write_error(self, status_code: int, **kwargs) -> None:
         exc = (kwargs.get("exc_info") or (None, None))[1]
         if isinstance(exc, RangeNotSatisfiable):
             # set here: an error answer starts from cleared headers
             self.set_header("Content-Range", f"bytes */{exc.details['size']}")
         super().write_error(status_code, **kwargs)
 
-    @web.authenticated
-    @authorized
-    async def get(self, id: str, v: str) -> None:
-        versions = self.services.versions
-        download = await versions.download(self.principal, id, v)
+    async def send_download(self, download, read) -> None:
         etag = f'"{download.sha256}"'
         self.set_header("ETag", etag)
         self.set_header("Accept-Ranges", "bytes")
@@ -110,14 +102,27 @@ class VersionDownloadHandler(AIStudioHandler):
         if span:
             self.set_status(206)
             self.set_header("Content-Range", f"bytes {start}-{end - 1}/{download.size}")
-        # the served type comes from the detected format, never from the uploader
+        # the served type comes from what the server decided, never from the uploader
         self.set_header("Content-Type", download.media_type)
         self.set_header("Content-Disposition", content_disposition(download.filename))
         self.set_header("Content-Length", str(end - start))
-        async for chunk in versions.read(download, start, end):
+        async for chunk in read(download, start, end):
             self.write(chunk)
             await self.flush()  # one chunk in memory at a time, at the client's pace
         self.finish(set_content_type=download.media_type)
+
+
+class VersionDownloadHandler(DownloadMixin, AIStudioHandler):
+    """The bytes of a version, streamed from storage; ``Range: bytes=…`` answers 206."""
+
+    operations = {"get": Operation("Download a version's file (Range and If-None-Match supported)", None, tag="dataset")}
+    openapi_responses = {"get": {416: ("The Range is outside the file", ErrorEnvelope)}}
+
+    @web.authenticated
+    @authorized
+    async def get(self, id: str, v: str) -> None:
+        versions = self.services.versions
+        await self.send_download(await versions.download(self.principal, id, v), versions.read)
 
 
 @stream_request_body

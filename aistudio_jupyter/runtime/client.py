@@ -134,6 +134,7 @@ class Client:
     def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0, verify: bool | str | None = None, **http_options: Any):
         """``http_options`` go to ``httpx.Client`` as they are (``proxy``, ``event_hooks``, ``limits``…)."""
         from .datasets import Datasets  # it builds on Resources and Record, defined above
+        from .models import Models
         url = url or os.environ.get("AISTUDIO_URL")
         token = token or os.environ.get("AISTUDIO_TOKEN")
         if not url:
@@ -149,7 +150,7 @@ class Client:
         headers = {"Authorization": f"Bearer {token}" if self._scoped else f"token {token}"} if token else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, verify=verify, **http_options)
         self.datasets = Datasets(self)
-        self.models = Resources(self, "models")
+        self.models = Models(self)
         self.jobs = Resources(self, "jobs", writable=False)
         self.agents = Resources(self, "agents")
         self.deployments = Resources(self, "deployments")
@@ -231,8 +232,9 @@ class _Lazy:
     def __dir__(self) -> list[str]:
         # tab completion without connecting: the collection's class is known in advance
         from .datasets import Datasets
+        from .models import Models
 
-        cls = Datasets if self._attr == "datasets" else Resources
+        cls = {"datasets": Datasets, "models": Models}.get(self._attr, Resources)
         return [n for n in dir(cls) if not n.startswith("_")]
 
     def __repr__(self) -> str:

@@ -23,8 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from . import validation
 from .client import APIError, Record, Resources, _id_of
+from .profiles import Profile
 from .uploads import MiB, ResumeStore, TusUpload, backoff
+from .validation import ValidationReport
 
 if TYPE_CHECKING:
     import pandas
@@ -124,6 +127,50 @@ class Dataset(Record):
         version = self._collection().upload(source, dataset=self["id"], **options)
         self.refresh()
         return version
+
+    def validate(self, rules: list[dict] | None = None, *, version: int | str = "latest", wait: bool = True, timeout: float = 600) -> ValidationReport:
+        """Check a version against ``rules`` (plus the automatic checks) on the server; returns the report.
+
+        A rule is a dict such as ``{"check": "unique", "column": "id"}`` or ``{"check": "range",
+        "column": "age", "min": 0, "max": 120, "severity": "warning"}``. With ``wait`` (the
+        default) this returns once the report has run (``report.passed``); otherwise at once,
+        with ``report.wait()`` to call later.
+        """
+        ref = version if version == "latest" else int(_version_ref(version))
+        return validation.validate(self._client, self["id"], rules, ref, wait, timeout)
+
+    def profile(self, version: int | str | None = "latest") -> Profile:
+        """Per-column statistics of a version, computed by the server once and kept: types, counts,
+        nulls, distinct values, range, mean/std, quantiles, top values and histograms."""
+        ref = _version_ref(None if version == "latest" else version)
+        return Profile(self._client.request("GET", f"/datasets/{self['id']}/profile", params={"version": ref}))
+
+    def to_torch(self, batch_size: int = 1024, columns: list[str] | None = None, target: str | None = None, version: int | str | None = "latest", shuffle: bool = False, seed: int | None = None):
+        """A ``torch.utils.data.IterableDataset`` streaming a version in batches of ``batch_size`` rows.
+
+        Each item is a batch: ``{column: tensor}``, or ``(features, target)`` when ``target``
+        names a column (features: the other columns, stacked as float32). The file is downloaded
+        once into the client's cache and read a record batch at a time, never whole. Use
+        ``DataLoader(ds, batch_size=None, num_workers=k)``: the workers split the batches between
+        them, each row once per epoch. ``shuffle`` mixes rows within a window of batches.
+        """
+        from .torch_data import batch_stream
+
+        v = self.version(None if version == "latest" else version)
+        if v["format"] == "zip":
+            raise TypeError(f"Version {v['version']} of {self['name']!r} is a zip of images, not a table.")
+        return batch_stream(self._cached(v), v["format"], v.get("schema") or {}, batch_size=batch_size, columns=columns, target=target, shuffle=shuffle, seed=seed)
+
+    def _cached(self, v: Record) -> Path:
+        """A version's file in the client's cache, downloaded once: named by its sha256, it never goes stale."""
+        from .uploads import cache_dir
+
+        folder = cache_dir() / "datasets"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = folder / f"{v['sha256']}.{v['format']}"
+        if not path.is_file():
+            self._save(v, path)
+        return path
 
 
 def _restore(data: dict) -> Dataset:

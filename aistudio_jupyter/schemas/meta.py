@@ -18,7 +18,7 @@ class Quotas(BaseModel):
 
 class Usage(BaseModel):
     period: str = Field(description="Calendar month, YYYY-MM (UTC).")
-    storage_bytes: int
+    storage_bytes: int = Field(description="What the storage quota counts: every version of your datasets plus the declared length of your uploads in progress.")
     gpu_seconds: float
     cost: float
     active_jobs: int

@@ -10,12 +10,22 @@ from .agents import AgentService
 from .compute import ComputeService
 from .datasets import DatasetService
 from .deployments import DeploymentService
+from .events import EventService
+from .gc import GarbageCollector
 from .jobs import JobService
 from .meta import MetaService
+from .metrics import MetricService
+from .model_versions import ModelVersionService
 from .models import ModelService
+from .profiles import ProfileService
 from .rows import RowService
+from .runs import RunService
+from .scan import ScanService
+from .supervisor import JobSupervisor
 from .tokens import TokenService
+from .training import TrainingService
 from .uploads import UploadService
+from .validation import ValidationService
 from .versions import VersionService
 
 
@@ -24,6 +34,8 @@ class Services:
     """Every service of one server process, built once by the app."""
 
     db: Database
+    #: first, so it starts before and stops after the services that publish
+    events: EventService
     datasets: DatasetService
     models: ModelService
     jobs: JobService
@@ -34,6 +46,17 @@ class Services:
     versions: VersionService
     uploads: UploadService
     rows: RowService
+    metrics: MetricService
+    runs: RunService
+    scans: ScanService
+    profiles: ProfileService
+    gc: GarbageCollector
+    model_versions: ModelVersionService
+    training: TrainingService
+    #: claims, launches and watches jobs; after ``events`` so it stops before it
+    supervisor: JobSupervisor
+    #: runs ``validate`` jobs in this process; after ``jobs`` and ``events``, which it uses
+    validation: ValidationService
     #: compute estimates (and measured runs in a child process)
     compute: ComputeService
     #: the Storage (``storage.base``) holding every byte; None when built without one
@@ -42,19 +65,36 @@ class Services:
     @classmethod
     def build(cls, db: Database, *, parent=None, tiers: dict, price_per_gpu_hour: float, storage=None) -> Services:
         kw = {"parent": parent, "db": db}
+        # built first: other services receive it as their trait ``events``
+        events = EventService(**kw)
         versions = VersionService(storage=storage, tiers=tiers, **kw)
+        scans = ScanService(storage=storage, versions=versions, **kw)
+        tokens = TokenService(**kw)
+        jobs = JobService(events=events, tiers=tiers, **kw)
+        jobs.supervisor = JobSupervisor(events=events, tokens=tokens, jobs=jobs, tiers=tiers, **kw)
+        models = ModelService(**kw)
         return cls(
             db=db,
+            events=events,
             datasets=DatasetService(**kw),
-            models=ModelService(**kw),
-            jobs=JobService(**kw),
+            models=models,
+            jobs=jobs,
             agents=AgentService(**kw),
             deployments=DeploymentService(**kw),
-            tokens=TokenService(**kw),
+            tokens=tokens,
             meta=MetaService(tiers=tiers, price_per_gpu_hour=price_per_gpu_hour, **kw),
             versions=versions,
             uploads=UploadService(storage=storage, versions=versions, tiers=tiers, **kw),
-            rows=RowService(storage=storage, versions=versions, **kw),
+            metrics=MetricService(events=events, **kw),
+            runs=RunService(events=events, **kw),
+            rows=RowService(scans=scans, **kw),
+            scans=scans,
+            profiles=ProfileService(scans=scans, **kw),
+            gc=GarbageCollector(storage=storage, **kw),
+            model_versions=ModelVersionService(storage=storage, versions=versions, **kw),
+            training=TrainingService(storage=storage, versions=versions, jobs=jobs, models=models, **kw),
+            supervisor=jobs.supervisor,
+            validation=ValidationService(scans=scans, jobs=jobs, events=events, **kw),
             compute=ComputeService(price_per_gpu_hour=price_per_gpu_hour, **kw),
             storage=storage,
         )

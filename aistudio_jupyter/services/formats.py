@@ -166,8 +166,9 @@ def _arrow_file(f) -> Detected:
     try:
         reader = pa.ipc.open_file(f)
         schema = reader.schema
-        count = getattr(reader, "count_rows", None)  # reads batch headers only; pyarrow ≥ 15
-        rows = count() if count else None
+        count = getattr(reader, "count_rows", None)  # reads batch headers only; pyarrow 15–24
+        # newer pyarrow dropped count_rows: one batch in memory at a time, never the file
+        rows = count() if count else sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
     except Exception as exc:
         raise InvalidInput(f"The file starts like Arrow IPC but is not valid: {str(exc)[:200]}", {"format": "arrow"}) from None
     return Detected("arrow", {"ipc": "file", "columns": _columns(schema)}, rows)

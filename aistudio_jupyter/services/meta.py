@@ -16,6 +16,7 @@ from ..schemas.jobs import TERMINAL_STATES
 from ..schemas.meta import ComponentHealth, HealthOut, MeOut, Quotas, Usage
 from ..store import orm
 from ..store.types import utcnow
+from .versions import storage_used
 
 
 class MetaService(LoggingConfigurable):
@@ -29,7 +30,8 @@ class MetaService(LoggingConfigurable):
 
     def _me(self, session: Session, who: Principal) -> MeOut:
         period = utcnow().strftime("%Y-%m")
-        storage = session.scalar(select(func.coalesce(func.sum(orm.Dataset.size_bytes), 0)).where(orm.Dataset.owner == who.username))
+        # the quota's own count (datasets + uploads in flight): what /me shows is what uploads are refused by
+        storage = storage_used(session, who.username)
         gpu_seconds = session.scalar(
             select(func.coalesce(func.sum(orm.UsageRecord.amount), 0.0)).where(
                 orm.UsageRecord.owner == who.username, orm.UsageRecord.period == period, orm.UsageRecord.kind == "gpu_seconds"

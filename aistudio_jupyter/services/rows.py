@@ -1,18 +1,20 @@
 """Pages of rows from a stored dataset version, read with DuckDB straight from the file.
 
 The file is scanned, never loaded whole: DuckDB pushes the filter, projection and LIMIT into
-its CSV/Parquet/JSON readers (Arrow IPC goes through a memory-mapped pyarrow dataset). Every
-request gets a fresh in-memory connection with a memory and thread cap, in a worker thread.
-Only the file path (from our storage) is ever put into SQL text by us, and as a bound
-parameter; column names are checked against the file's schema and quoted as identifiers,
-filter values are bound parameters.
+its readers (``scan.py`` says how a version on local disk or S3 becomes a scannable source).
+Local Parquet files are paged by row number, so a page far into the file decodes only its row
+groups, and sorted pages sort keys and row numbers only (``_parquet_page``).
+Every request gets a fresh in-memory connection with a memory and thread cap, in a worker
+thread. Only file paths we build are ever put into SQL text, and as bound parameters; column
+names are checked against the file's schema and quoted as identifiers, filter values are bound
+parameters.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
+import threading
 import datetime as dt
 import decimal
 import math
@@ -20,33 +22,17 @@ import uuid
 from typing import Any
 
 import duckdb
-from sqlalchemy.orm import Session
 from traitlets import Any as AnyTrait
 from traitlets import Int, Unicode
 from traitlets.config import LoggingConfigurable
 
-from ..errors import Conflict, InvalidInput, Unavailable, UnsupportedMediaType
+from ..errors import InvalidInput, Unavailable, UnsupportedMediaType
 from ..identity import Principal
 from ..schemas.rows import RowColumn, RowsOut, RowsQuery
-from ..store import orm
-from . import access
 from .row_filters import Clause, parse_filter, parse_names
-from .versions import blob_key
+from .scan import Scannable, Source, connect, quote
 
-_SCANNABLE = ("csv", "tsv", "parquet", "json", "jsonl", "arrow")
-
-
-@dataclasses.dataclass(frozen=True)
-class _Source:
-    version: int
-    format: str
-    schema: dict
-    key: str
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
+__all__ = ["RowService", "json_safe", "quote"]
 
 def json_safe(value: Any) -> Any:
     """A DuckDB result value as something json.dumps writes and every JSON parser reads."""
@@ -73,43 +59,46 @@ def json_safe(value: Any) -> Any:
 
 class RowService(LoggingConfigurable):
     db = AnyTrait(help="The Database.")
-    storage = AnyTrait(help="The Storage holding the bytes.")
-    versions = AnyTrait(help="The VersionService (resolves 'latest' and version numbers).")
-    memory_limit = Unicode("512MB", config=True, help="DuckDB memory_limit of one row request.")
-    threads = Int(2, config=True, help="DuckDB threads of one row request.")
+    scans = AnyTrait(help="The ScanService (finds, authorises and opens stored versions).")
+    memory_limit = Unicode("512MB", config=True, help="DuckDB memory_limit of all row requests together.")
+    threads = Int(2, config=True, help="DuckDB worker threads shared by all row requests.")
     max_concurrent = Int(4, config=True, help="Row requests scanning files at once; more wait.")
 
     _gate: asyncio.Semaphore | None = None
+    _database: duckdb.DuckDBPyConnection | None = None
+    _database_lock = threading.Lock()
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        """A fresh connection (its own registrations) to the service's one in-memory DuckDB: a
+        new database per request costs tens of milliseconds, a cursor nothing, and the memory and
+        thread caps then bound all requests together."""
+        with self._database_lock:
+            if self._database is None:
+                self._database = connect(self.memory_limit, self.threads)
+        return self._database.cursor()
 
     async def rows(self, who: Principal, dataset_id: str, query: RowsQuery) -> RowsOut:
         # parsed before any I/O: a malformed query is the caller's problem whatever is stored
         clauses = parse_filter(query.filter) if query.filter else []
         sort = parse_names(query.sort, "sort", signed=True) if query.sort else []
         wanted = [name for name, _ in parse_names(query.columns, "columns")] if query.columns else None
-        source = await self.db.run(self._source, who, dataset_id, query.version)
-        if source.format not in _SCANNABLE:
-            raise UnsupportedMediaType(f"Rows can be read from tabular files only (csv, tsv, parquet, json, jsonl, arrow); this version is {source.format}.", {"format": source.format})
-        path = self.storage.local_path(source.key)
-        if path is None:
-            raise Unavailable("Row paging of S3-stored datasets is not available yet; download the version instead.")
+        source = await self.scans.source(who, dataset_id, query.version)
         if self._gate is None:
             self._gate = asyncio.Semaphore(self.max_concurrent)
         async with self._gate:
-            return await asyncio.to_thread(self._scan, source, str(path), clauses, sort, wanted, query)
-
-    def _source(self, session: Session, who: Principal, dataset_id: str, version: str) -> _Source:
-        dataset = access.load(session, orm.Dataset, who, dataset_id, kind="dataset")
-        if dataset.latest_version == 0:
-            raise Conflict(f"Dataset {dataset_id!r} has no versions yet: upload a file first.", {"id": dataset_id})
-        row = self.versions._load(session, who, dataset_id, version)
-        return _Source(row.version, row.format, dict(row.schema_ or {}), blob_key(row.sha256))
+            return await asyncio.to_thread(self._read, source, clauses, sort, wanted, query)
 
     # -- in a worker thread --------------------------------------------------------------------
 
-    def _scan(self, source: _Source, path: str, clauses: list[Clause], sort: list[tuple[str, bool]], wanted: list[str] | None, query: RowsQuery) -> RowsOut:
-        con = duckdb.connect(":memory:", config={"memory_limit": self.memory_limit, "threads": self.threads})
+    def _read(self, source: Source, clauses: list[Clause], sort: list[tuple[str, bool]], wanted: list[str] | None, query: RowsQuery) -> RowsOut:
+        with self.scans.open(source) as scan:
+            return self._scan(scan, clauses, sort, wanted, query)
+
+    def _scan(self, scan: Scannable, clauses: list[Clause], sort: list[tuple[str, bool]], wanted: list[str] | None, query: RowsQuery) -> RowsOut:
+        source = scan.source
+        con = self._connection()
         try:
-            relation, params = self._relation(con, source, path)
+            relation, params = scan.relation(con)
             described = con.execute(f"DESCRIBE SELECT * FROM {relation}", params).fetchall()
             types = {name: str(kind) for name, kind, *_ in described}
             picked = wanted or [name for name, *_ in described]
@@ -117,10 +106,15 @@ class RowService(LoggingConfigurable):
                 if name not in types:
                     raise InvalidInput(f"No column {name!r} in version {source.version}.", {"column": name, "columns": list(types)[:200]})
             where, values = self._where(clauses)
-            order = " ORDER BY " + ", ".join(f"{quote(n)} {'DESC' if d else 'ASC'} NULLS LAST" for n, d in sort) if sort else ""
+            order = ", ".join(f"{quote(n)} {'DESC' if d else 'ASC'} NULLS LAST" for n, d in sort)
             select = ", ".join(quote(n) for n in picked)
             total = con.execute(f"SELECT count(*) FROM {relation}{where}", [*params, *values]).fetchone()[0]
-            rows = con.execute(f"SELECT {select} FROM {relation}{where}{order} LIMIT ? OFFSET ?", [*params, *values, query.limit, query.offset]).fetchall()
+            if source.format == "parquet" and scan.path and "file_row_number" not in types and (sort or not clauses):
+                sql, args = self._parquet_page(scan.path, select, where, values, order, query)
+            else:
+                sql = f"SELECT {select} FROM {relation}{where}{' ORDER BY ' + order if order else ''} LIMIT ? OFFSET ?"
+                args = [*params, *values, query.limit, query.offset]
+            rows = con.execute(sql, args).fetchall()
         except (duckdb.ConversionException, duckdb.BinderException, duckdb.TypeMismatchException, duckdb.InvalidTypeException) as exc:
             raise InvalidInput(f"The filter does not fit the columns' types: {str(exc).splitlines()[0][:300]}", {"field": "filter"}) from None
         except duckdb.OutOfMemoryException:
@@ -139,23 +133,22 @@ class RowService(LoggingConfigurable):
         )
 
     @staticmethod
-    def _relation(con: duckdb.DuckDBPyConnection, source: _Source, path: str) -> tuple[str, list]:
-        """The FROM expression reading ``path`` and its bound parameters."""
-        fmt = source.format
-        if fmt in ("csv", "tsv"):
-            delimiter = source.schema.get("delimiter") or ("\t" if fmt == "tsv" else ",")
-            return "read_csv(?, delim = ?, header = true)", [path, delimiter]
-        if fmt == "parquet":
-            return "read_parquet(?)", [path]
-        if fmt in ("json", "jsonl"):
-            return "read_json_auto(?)", [path]
-        if source.schema.get("ipc", "file") != "file":
-            raise UnsupportedMediaType("Rows can be read from Arrow IPC files, not streams.", {"format": fmt})
-        import pyarrow.dataset as pads
+    def _parquet_page(path: str, select: str, where: str, values: list, order: str, query: RowsQuery) -> tuple[str, list]:
+        """A page of a local Parquet file addressed by row number (DuckDB's ``file_row_number``).
 
-        # a memory-mapped dataset: DuckDB scans it batch by batch
-        con.register("arrow_source", pads.dataset(path, format="arrow"))
-        return "arrow_source", []
+        Unsorted, the page is a row-number range: only the row groups holding it are decoded,
+        instead of every row before the offset. Sorted, the sort runs over the sort keys and row
+        numbers alone, and only the page's rows are then read whole (late materialisation); row
+        number breaks ties, so pages of a sort never overlap.
+        """
+        source = "read_parquet(?, file_row_number = true)"
+        if not order:
+            # literals, not parameters: DuckDB prunes row groups by constant bounds only (both are ints we parsed)
+            start, stop = int(query.offset), int(query.offset) + int(query.limit)
+            return f"SELECT {select} FROM {source} WHERE file_row_number >= {start} AND file_row_number < {stop}", [path]
+        order = f"{order}, file_row_number"
+        page = f"SELECT file_row_number FROM {source}{where} ORDER BY {order} LIMIT ? OFFSET ?"
+        return f"SELECT {select} FROM {source} WHERE file_row_number IN ({page}) ORDER BY {order}", [path, path, *values, query.limit, query.offset]
 
     @staticmethod
     def _where(clauses: list[Clause]) -> tuple[str, list]:

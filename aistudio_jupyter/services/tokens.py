@@ -28,6 +28,8 @@ from .ids import new_id
 PREFIX = "aist_"
 #: full access to the AI Studio API as the token's owner (kernels, personal tokens)
 SCOPE_API = "api"
+#: a job process's token: reads as its owner, writes only through job-token routes (contract 2)
+SCOPE_JOB = "job"
 
 
 @dataclasses.dataclass(frozen=True)

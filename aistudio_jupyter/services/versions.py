@@ -38,6 +38,24 @@ def blob_key(sha256: str) -> str:
     return f"{BLOB_PREFIX}/{sha256[:2]}/{sha256}"
 
 
+def lock_blob(session: Session, sha256: str) -> None:
+    """Serialise, until the transaction ends, everything that creates, reuses or deletes this blob."""
+    # SQLite write transactions are exclusive already (BEGIN IMMEDIATE)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:ns, :key)"), {"ns": _BLOB_LOCK, "key": int(sha256[:8], 16) - 2**31})
+
+
+def storage_used(session: Session, owner: str, exclude_upload: str | None = None) -> int:
+    """Bytes counted against ``owner``'s storage quota, as ``/me`` reports them: every version of
+    their datasets (``Dataset.size_bytes``) plus the declared length of their uploads in flight,
+    which are promised already (or parallel uploads would overshoot the quota together)."""
+    stored = session.scalar(select(func.coalesce(func.sum(orm.Dataset.size_bytes), 0)).where(orm.Dataset.owner == owner))
+    pending = select(func.coalesce(func.sum(orm.Upload.length), 0)).where(orm.Upload.owner == owner, orm.Upload.state == "active")
+    if exclude_upload:
+        pending = pending.where(orm.Upload.id != exclude_upload)
+    return int(stored) + int(session.scalar(pending))
+
+
 class RangeNotSatisfiable(AIStudioError):
     code, status = "range_not_satisfiable", 416
 
@@ -105,12 +123,7 @@ class VersionService(LoggingConfigurable):
 
     def _check_quota(self, session: Session, who: Principal, owner: str, incoming: int, exclude_upload: str | None) -> None:
         limit = int(self.tier(who)["storage_bytes"])
-        stored = session.scalar(select(func.coalesce(func.sum(orm.Dataset.size_bytes), 0)).where(orm.Dataset.owner == owner))
-        # bytes of uploads still in flight are promised already: count them, or parallel uploads overshoot
-        pending = select(func.coalesce(func.sum(orm.Upload.length), 0)).where(orm.Upload.owner == owner, orm.Upload.state == "active")
-        if exclude_upload:
-            pending = pending.where(orm.Upload.id != exclude_upload)
-        used = int(stored) + int(session.scalar(pending))
+        used = storage_used(session, owner, exclude_upload)
         if used + incoming > limit:
             raise InsufficientStorage(
                 f"Storage quota exceeded: {owner} uses {used} of {limit} bytes and this file needs {incoming} more. Delete datasets or ask for a larger tier.",
@@ -145,9 +158,7 @@ class VersionService(LoggingConfigurable):
             raise
 
     def _lock_blob(self, session: Session, sha256: str) -> None:
-        # SQLite write transactions are exclusive already (BEGIN IMMEDIATE)
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:ns, :key)"), {"ns": _BLOB_LOCK, "key": int(sha256[:8], 16) - 2**31})
+        lock_blob(session, sha256)
 
     def _create_version(self, session: Session, who: Principal, target: Target, received: Received, detected: formats.Detected) -> VersionOut:
         dataset = self.check_target(session, who, target, received.size, exclude_upload=received.upload_id)

@@ -168,6 +168,10 @@ class Job(OwnedMixin, Base):
     fencing_token: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     cancel_requested_at: Mapped[dt.datetime | None] = mapped_column()
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column()
+    #: the owner's tier when submitted: the scheduler's concurrency limits come from it
+    tier: Mapped[str | None] = mapped_column(String(64))
+    #: where the job's logs and exit record live on ``host`` (derived from the id, never user input)
+    job_dir: Mapped[str | None] = mapped_column(String(1024))
 
 
 class MetricPoint(Base):

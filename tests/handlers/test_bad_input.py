@@ -262,7 +262,7 @@ UNKNOWN_PATHS = [
     ("GET", "DATASETS"),
     ("PUT", "nope"),
 ]
-UNSUPPORTED_METHODS = [("PUT", "datasets"), ("DELETE", "datasets"), ("POST", "jobs"), ("PATCH", "jobs/job_x"), ("POST", "me")]
+UNSUPPORTED_METHODS = [("PUT", "datasets"), ("DELETE", "datasets"), ("PUT", "jobs"), ("PATCH", "jobs/job_x"), ("POST", "me")]
 
 
 async def test_unknown_paths_and_methods_answer_in_the_envelope(api):

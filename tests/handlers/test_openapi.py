@@ -64,7 +64,7 @@ def undocumented(document: dict, routes: list[tuple[str, type]]) -> list[str]:
             if op is None:
                 problems.append(f"{where}: method missing")
                 continue
-            if not any(code.startswith("2") for code in op.get("responses", {})):
+            if not any(code.startswith("2") or code == "101" for code in op.get("responses", {})):  # 101: a WebSocket
                 problems.append(f"{where}: no success response")
             declared = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
             if declared != set(re.findall(r"{(\w+)}", template)):
