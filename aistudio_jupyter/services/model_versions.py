@@ -32,7 +32,7 @@ from ..store.types import utcnow
 from . import access, audit, pagination
 from .ids import new_id
 from .upload_streams import _Pipe
-from .versions import Download
+from .versions import Download, version_number
 
 #: bytes per element of every dtype the safetensors format defines
 DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
@@ -195,12 +195,7 @@ class ModelVersionService(LoggingConfigurable):
 
     def _load(self, session: Session, who: Principal, model_id: str, version: str) -> orm.ModelVersion:
         model = access.load(session, orm.Model, who, model_id, kind="model")
-        if version == "latest":
-            number = model.latest_version
-        elif version.isascii() and version.isdigit() and len(version) <= 9:
-            number = int(version)
-        else:
-            raise InvalidInput("A version is a positive number or 'latest'.", {"field": "v"})
+        number = version_number(version, model.latest_version)
         row = session.scalar(select(orm.ModelVersion).where(orm.ModelVersion.model_id == model.id, orm.ModelVersion.version == number))
         if row is None:
             raise NotFound(f"Model {model_id!r} has no version {version}.", {"id": model_id, "version": version})

@@ -92,6 +92,15 @@ class Download:
     media_type: str
 
 
+
+def version_number(version: str, latest: int) -> int:
+    """A path's ``{v}`` (a number or ``latest``) as a version number; 422 otherwise."""
+    if version == "latest":
+        return latest
+    if version.isascii() and version.isdigit() and len(version) <= 9:
+        return int(version)
+    raise InvalidInput("A version is a positive number or 'latest'.", {"field": "v"})
+
 class VersionService(LoggingConfigurable):
     db = AnyTrait(help="The Database.")
     storage = AnyTrait(help="The Storage holding the bytes.")
@@ -246,12 +255,7 @@ class VersionService(LoggingConfigurable):
 
     def _load(self, session: Session, who: Principal, dataset_id: str, version: str) -> orm.DatasetVersion:
         dataset = access.load(session, orm.Dataset, who, dataset_id, kind="dataset")
-        if version == "latest":
-            number = dataset.latest_version
-        elif version.isascii() and version.isdigit() and len(version) <= 9:
-            number = int(version)
-        else:
-            raise InvalidInput("A version is a positive number or 'latest'.", {"field": "v"})
+        number = version_number(version, dataset.latest_version)
         row = session.scalar(select(orm.DatasetVersion).where(orm.DatasetVersion.dataset_id == dataset.id, orm.DatasetVersion.version == number))
         if row is None:
             raise NotFound(f"Dataset {dataset_id!r} has no version {version}.", {"id": dataset_id, "version": version})
