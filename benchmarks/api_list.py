@@ -37,7 +37,6 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import math
 import os
 import platform
 import random
@@ -45,16 +44,15 @@ import resource
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sqlalchemy import create_engine, insert, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
 
+from benchmarks.common import TempPostgres, percentile  # noqa: E402
 from aistudio_jupyter.services.ids import _b32  # noqa: E402
 from aistudio_jupyter.store.orm import Dataset  # noqa: E402
 from aistudio_jupyter.store.session import Database  # noqa: E402
@@ -123,26 +121,6 @@ def seed_files(root: Path, count: int) -> None:
         (folder / f"file-{i:04d}.txt").write_text(f"line {i}\n")
 
 
-class TempPostgres:
-    """A database created for this run and dropped after it."""
-
-    def __init__(self, admin_url: str):
-        self.admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
-        self.name = f"aistudio_bench_{uuid.uuid4().hex[:10]}"
-        self.url = make_url(admin_url).set(database=self.name).render_as_string(hide_password=False)
-
-    def __enter__(self) -> str:
-        with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
-        return self.url
-
-    def __exit__(self, *exc) -> None:
-        with self.admin.connect() as conn:
-            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{self.name}' AND pid <> pg_backend_pid()"))
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}"'))
-        self.admin.dispose()
-
-
 # -- the client ------------------------------------------------------------------------------
 
 
@@ -197,11 +175,6 @@ class Result:
     server_cpu_ms: float
     client_cpu_ms: float
     ratio_p99: float | None = None
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    return sorted_values[max(0, math.ceil(q / 100 * len(sorted_values)) - 1)]
 
 
 async def drive(conns: list[Connection], path: str, total: int) -> tuple[list[float], float]:

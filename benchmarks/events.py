@@ -26,39 +26,22 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
+from benchmarks.common import database  # noqa: E402
 from aistudio_jupyter.runtime.client import Client  # noqa: E402
 from aistudio_jupyter.runtime.events import subscribe  # noqa: E402
 from tests.conftest import TOKENS  # noqa: E402
 from tests.live import LiveServer  # noqa: E402
 
-POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
-@contextlib.contextmanager
-def database(backend: str, workdir: Path):
-    if backend == "sqlite":
-        yield f"sqlite:///{workdir / f'events-{uuid.uuid4().hex[:6]}.db'}"
-        return
-    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    name = f"aistudio_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_ADMIN).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+
 
 
 @contextlib.contextmanager

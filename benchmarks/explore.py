@@ -50,6 +50,7 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.common import percentile  # noqa: E402
 from aistudio_jupyter.runtime.client import Client  # noqa: E402
 from tests.conftest import TOKENS  # noqa: E402
 from tests.live import LiveServer  # noqa: E402
@@ -161,11 +162,6 @@ print(json.dumps({"seconds": seconds, "peak": peak, "base": base, "shape": list(
 """
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
 def timed_get(http: httpx.Client, url: str, params: dict) -> tuple[float, dict]:
     started = time.perf_counter()
     reply = http.get(url, params=params)
@@ -215,10 +211,10 @@ def main() -> int:
                 elapsed, body = timed_get(http, rows_url, {"offset": offset, "limit": 100})
                 assert body["rows"][0][0] == offset and len(body["rows"]) == 100, body["rows"][:1]
                 pages.append(elapsed * 1000)
-            results["page_p50_ms"], results["page_p99_ms"] = percentile(pages, 0.5), percentile(pages, 0.99)
+            results["page_p50_ms"], results["page_p99_ms"] = percentile(sorted(pages), 50), percentile(sorted(pages), 99)
             # the floor: an authenticated request that reads one row of the database
             floor = [timed_get(http, f"/datasets/{events.dataset_id}", {})[0] * 1000 for _ in range(args.pages)]
-            results["floor_p50_ms"] = percentile(floor, 0.5)
+            results["floor_p50_ms"] = percentile(sorted(floor), 50)
             sorted_ms, first = timed_get(http, rows_url, {"sort": "x", "limit": 100})
             results["sorted_ms"] = sorted_ms * 1000
             offset_ms, _ = timed_get(http, rows_url, {"sort": "-x", "limit": 100, "offset": rng.randrange(args.parquet_rows - 100)})

@@ -32,15 +32,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 import aistudio_jupyter as ais  # noqa: E402
+from benchmarks.common import database  # noqa: E402
 from aistudio_jupyter.runtime.client import Client  # noqa: E402
 from tests.conftest import TOKENS  # noqa: E402
 from tests.live import LiveServer  # noqa: E402
 
-POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 # -- the training loop -------------------------------------------------------------------
@@ -278,22 +276,7 @@ def live(workdir: Path, url: str):
         server.stop()
 
 
-@contextlib.contextmanager
-def database(backend: str, workdir: Path):
-    if backend == "sqlite":
-        yield f"sqlite:///{workdir / f'aistudio-{uuid.uuid4().hex[:6]}.db'}"
-        return
-    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    name = f"aistudio_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_ADMIN).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"))
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+
 
 
 def main() -> None:
