@@ -182,11 +182,7 @@ class ModelVersionService(LoggingConfigurable):
     def _list(self, session: Session, who: Principal, model_id: str, query: ModelVersionListQuery) -> Page[ModelVersionOut]:
         access.load(session, orm.Model, who, model_id, kind="model")
         V = orm.ModelVersion
-        stmt = pagination.apply(select(V).where(V.model_id == model_id), V.version, V.id, query.sort.startswith("-"), query.cursor, query.limit)
-        rows = session.scalars(stmt).all()
-        more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        cursor = pagination.encode_cursor(rows[-1].version, rows[-1].id) if more else None
+        rows, cursor = pagination.fetch_page(session, select(V).where(V.model_id == model_id), V.version, V.id, query.sort.startswith("-"), query.cursor, query.limit)
         return Page[ModelVersionOut](items=[ModelVersionOut.model_validate(r) for r in rows], next_cursor=cursor)
 
     async def get(self, who: Principal, model_id: str, version: str) -> ModelVersionOut:

@@ -82,3 +82,12 @@ def apply(stmt, column, id_column, sort_desc: bool, cursor: str | None, limit: i
     if cursor:
         stmt = stmt.where(after(column, id_column, sort_desc, *decode_for(cursor, column)))
     return stmt.order_by(*order_by(column, id_column, sort_desc)).limit(limit + 1)
+
+
+def fetch_page(session, stmt, column, id_column, sort_desc: bool, cursor: str | None, limit: int) -> tuple[list, str | None]:
+    """One page of ORM rows of ``stmt`` in (column, id) order, and the cursor of the next (or None)."""
+    rows = session.scalars(apply(stmt, column, id_column, sort_desc, cursor, limit)).all()
+    if len(rows) <= limit:
+        return list(rows), None
+    rows = rows[:limit]
+    return rows, encode_cursor(getattr(rows[-1], column.key), rows[-1].id)

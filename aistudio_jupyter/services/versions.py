@@ -234,15 +234,11 @@ class VersionService(LoggingConfigurable):
     def _list(self, session: Session, who: Principal, dataset_id: str, query: VersionListQuery) -> Page[VersionOut]:
         access.load(session, orm.Dataset, who, dataset_id, kind="dataset")
         V = orm.DatasetVersion
-        stmt = pagination.apply(select(V).where(V.dataset_id == dataset_id), V.version, V.id, query.sort.startswith("-"), query.cursor, query.limit)
-        rows = session.scalars(stmt).all()
-        more = len(rows) > query.limit
-        rows = rows[: query.limit]
+        rows, cursor = pagination.fetch_page(session, select(V).where(V.dataset_id == dataset_id), V.version, V.id, query.sort.startswith("-"), query.cursor, query.limit)
         files: dict[str, list] = {}
         if rows:
             for f in session.scalars(select(orm.DatasetFile).where(orm.DatasetFile.version_id.in_([r.id for r in rows]))):
                 files.setdefault(f.version_id, []).append(f)
-        cursor = pagination.encode_cursor(rows[-1].version, rows[-1].id) if more else None
         return Page[VersionOut](items=[self._out(r, files.get(r.id, [])) for r in rows], next_cursor=cursor)
 
     async def get(self, who: Principal, dataset_id: str, version: str) -> VersionOut:
