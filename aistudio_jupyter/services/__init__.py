@@ -67,7 +67,7 @@ class Services:
         kw = {"parent": parent, "db": db}
         # built first: other services receive it as their trait ``events``
         events = EventService(**kw)
-        versions = VersionService(storage=storage, tiers=tiers, **kw)
+        versions = VersionService(storage=storage, events=events, tiers=tiers, **kw)
         scans = ScanService(storage=storage, versions=versions, **kw)
         tokens = TokenService(**kw)
         jobs = JobService(events=events, tiers=tiers, **kw)
@@ -84,7 +84,7 @@ class Services:
             tokens=tokens,
             meta=MetaService(tiers=tiers, price_per_gpu_hour=price_per_gpu_hour, **kw),
             versions=versions,
-            uploads=UploadService(storage=storage, versions=versions, tiers=tiers, **kw),
+            uploads=UploadService(storage=storage, versions=versions, events=events, tiers=tiers, **kw),
             metrics=MetricService(events=events, **kw),
             runs=RunService(events=events, **kw),
             rows=RowService(scans=scans, **kw),

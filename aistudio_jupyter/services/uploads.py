@@ -90,6 +90,7 @@ class UploadService(LoggingConfigurable):
     db = AnyTrait(help="The Database.")
     storage = AnyTrait(help="The Storage the bytes go to.")
     versions = AnyTrait(help="The VersionService that turns completed uploads into dataset versions.")
+    events = AnyTrait(None, allow_none=True, help="The EventService: acknowledged bytes and the outcome are published on upload:<id>.")
     tiers = Dict(help="Tier name → quotas (see AIStudio.tiers).")
     expiry_seconds = Float(24 * 3600.0, config=True, help="An unfinished upload expires this long after its last acknowledged bytes; its staged bytes are then deleted.")
     retention_seconds = Float(7 * 24 * 3600.0, config=True, help="How long records of finished, failed and expired uploads are kept.")
@@ -249,6 +250,13 @@ class UploadService(LoggingConfigurable):
 
     def _acknowledge(self, session: Session, upload_id: str, offset: int, state: dict) -> None:
         session.execute(update(orm.Upload).where(orm.Upload.id == upload_id).values(offset=offset, storage_state=state, expires_at=self._expiry(), updated_at=utcnow()))
+        # only durable offsets are announced: a watcher never sees progress that a resume would undo
+        length = session.scalar(select(orm.Upload.length).where(orm.Upload.id == upload_id))
+        self._announce(session, upload_id, "progress", {"state": "active", "offset": offset, "length": length})
+
+    def _announce(self, session: Session, upload_id: str, type_: str, data: dict) -> None:
+        if self.events is not None:
+            self.events.publish_in(session, f"upload:{upload_id}", type_, data)
 
     async def _complete(self, who: Principal, up: _Upload, hasher: Any) -> None:
         """Publish the received bytes and make them a dataset version, or fail the upload."""
@@ -277,6 +285,7 @@ class UploadService(LoggingConfigurable):
 
     def _fail(self, session: Session, upload_id: str, message: str) -> None:
         session.execute(update(orm.Upload).where(orm.Upload.id == upload_id).values(state="failed", error=message[:2000], storage_state=null(), updated_at=utcnow()))
+        self._announce(session, upload_id, "status", {"state": "failed", "error": message[:2000]})
 
     # -- clean-up ------------------------------------------------------------------------------
 

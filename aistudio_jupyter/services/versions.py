@@ -104,6 +104,7 @@ def version_number(version: str, latest: int) -> int:
 class VersionService(LoggingConfigurable):
     db = AnyTrait(help="The Database.")
     storage = AnyTrait(help="The Storage holding the bytes.")
+    events = AnyTrait(None, allow_none=True, help="The EventService: a new version is announced on dataset:<id> (and upload:<id>).")
     tiers = Dict(help="Tier name → quotas (see AIStudio.tiers).")
     zip_max_entries = Int(100_000, config=True, help="Most entries a zip of images may have.")
     zip_max_uncompressed_bytes = Int(32 * 1024**3, config=True, help="Most bytes a zip of images may declare once unpacked.")
@@ -209,6 +210,11 @@ class VersionService(LoggingConfigurable):
             upload = session.get(orm.Upload, received.upload_id)
             upload.state, upload.result_version_id, upload.target_dataset_id, upload.storage_state = "completed", version.id, dataset.id, null()
         session.flush()
+        if self.events is not None:
+            announced = {"dataset_id": dataset.id, "version_id": version.id, "version": version.version, "size_bytes": received.size, "format": detected.format}
+            self.events.publish_in(session, f"dataset:{dataset.id}", "version", announced)
+            if received.upload_id:
+                self.events.publish_in(session, f"upload:{received.upload_id}", "status", {"state": "completed", "offset": received.size, "length": received.size, **announced})
         audit.record(
             session,
             who,
