@@ -22,6 +22,7 @@ from tornado.web import HTTPError
 
 from ..errors import STATUS_CODES, AIStudioError, BadRequest, Forbidden, InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from ..identity import ANONYMOUS_PROVIDERS, Principal, teams_for, tier_for
+from ..observability import observe_request
 from ..services.tokens import SCOPE_API
 from .auth import TokenAuthorizer, TokenIdentityProvider
 
@@ -87,6 +88,10 @@ class AIStudioHandler(APIHandler):
         grant = getattr(self, "_aistudio_grant", None)
         if grant is not None and grant.job_id is not None and not self.job_token_allowed and self.request.method not in ("GET", "HEAD", "OPTIONS"):
             raise Forbidden("A job's token cannot make this change; it may report metrics, checkpoints and model versions of its own job.", {"job_id": grant.job_id})
+
+    def on_finish(self) -> None:
+        super().on_finish()
+        observe_request(type(self).__name__, self.request.method or "", self.get_status(), self.request.request_time())
 
     def _request_id(self) -> str:
         given = self.request.headers.get("X-Request-Id", "")

@@ -22,6 +22,7 @@ from tornado.web import HTTPError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..errors import AIStudioError, BadRequest, Conflict, QuotaExceeded
+from ..observability import EVENTS_SENT
 from ..schemas.events import CLOSE_TOO_SLOW, ClientMessage, PingOp, SubscribeOp, UnsubscribeOp
 from ..services.events import Subscription
 from ..services.tokens import looks_like_token
@@ -231,8 +232,10 @@ class EventsHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
                 self._wake.clear()
                 while self._queue:
                     pending = None
-                    for _ in range(min(WRITE_BATCH, len(self._queue))):
+                    batch = min(WRITE_BATCH, len(self._queue))
+                    for _ in range(batch):
                         pending = self.write_message(json.dumps(self._queue.popleft()))
+                    EVENTS_SENT.inc(batch)
                     if len(self._queue) <= self.services.events.max_queue // 2:
                         self._drained.set()
                     await pending

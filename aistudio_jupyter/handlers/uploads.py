@@ -105,6 +105,7 @@ class StreamingHandler(AIStudioHandler):
             self._spawn(self.session.interrupted())
 
     def on_finish(self) -> None:
+        super().on_finish()
         if self.session is not None:
             self._spawn(self.session.release())
 

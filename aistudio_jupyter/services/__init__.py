@@ -12,6 +12,7 @@ from .datasets import DatasetService
 from .deployments import DeploymentService
 from .events import EventService
 from .gc import GarbageCollector
+from .job_gauges import JobGaugeSampler
 from .jobs import JobService
 from .meta import MetaService
 from .metrics import MetricService
@@ -61,6 +62,8 @@ class Services:
     compute: ComputeService
     #: the Storage (``storage.base``) holding every byte; None when built without one
     storage: object = None
+    #: samples the job gauges on /metrics; started last, stopped first
+    job_gauges: object = None
 
     @classmethod
     def build(cls, db: Database, *, parent=None, tiers: dict, price_per_gpu_hour: float, storage=None) -> Services:
@@ -97,6 +100,7 @@ class Services:
             validation=ValidationService(scans=scans, jobs=jobs, events=events, **kw),
             compute=ComputeService(price_per_gpu_hour=price_per_gpu_hour, **kw),
             storage=storage,
+            job_gauges=JobGaugeSampler(db),
         )
 
     def _with_lifecycle(self, hook: str) -> list:

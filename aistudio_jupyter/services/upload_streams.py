@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import AIStudioError, PayloadTooLarge
 from ..identity import Principal
+from ..observability import UPLOAD_BYTES
 from ..schemas.uploads import UploadOut
 from .versions import Received, Target
 
@@ -118,6 +119,7 @@ class PatchSession:
         return self._pipe.feed(data)
 
     def _write(self, buf: bytearray) -> None:  # in a worker thread
+        UPLOAD_BYTES.inc(len(buf))
         if self._chunk_hash is not None:
             self._chunk_hash.update(buf)
         if self._hasher is not None:
@@ -202,6 +204,7 @@ class FileSession:
         return self._pipe.feed(data)
 
     def _write(self, buf: bytearray) -> None:
+        UPLOAD_BYTES.inc(len(buf))
         self._hasher.update(buf)
         self._writer.write(buf)
 
