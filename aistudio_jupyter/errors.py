@@ -54,6 +54,10 @@ class QuotaExceeded(AIStudioError):
     code, status = "quota_exceeded", 429
 
 
+class RateLimited(AIStudioError):
+    code, status = "rate_limited", 429
+
+
 class Unavailable(AIStudioError):
     code, status = "unavailable", 503
 

@@ -41,7 +41,9 @@ class LiveServer:
             "IdentityProvider": {"token": JUPYTER_TOKEN},
             # revocation tests should not wait out the production cache
             "TokenService": {"cache_seconds": 0.5},
-            "AIStudio": {"database_url": database_url, "storage_url": (self.workdir / "storage").as_uri(), "teams": TEAMS, "db_retry_interval": 0.2, "owner": "alice", **(aistudio or {})},
+            # tests and benchmarks drive thousands of requests a minute as one user; the
+            # limiter has tests of its own (tests/handlers/test_rate_limits.py)
+            "AIStudio": {"tiers": {"default": {"requests_per_minute": 0}}, "database_url": database_url, "storage_url": (self.workdir / "storage").as_uri(), "teams": TEAMS, "db_retry_interval": 0.2, "owner": "alice", **(aistudio or {})},
         }
         if named_users:
             config["ServerApp"]["identity_provider_class"] = "tests.identity.NamedUsersIdentityProvider"

@@ -88,6 +88,9 @@ class AIStudioHandler(APIHandler):
         grant = getattr(self, "_aistudio_grant", None)
         if grant is not None and grant.job_id is not None and not self.job_token_allowed and self.request.method not in ("GET", "HEAD", "OPTIONS"):
             raise Forbidden("A job's token cannot make this change; it may report metrics, checkpoints and model versions of its own job.", {"job_id": grant.job_id})
+        # unauthenticated requests are refused by @web.authenticated, not counted
+        if self.current_user is not None and (grant is None or grant.job_id is None):
+            self.services.rate_limits.check(self.principal)
 
     def on_finish(self) -> None:
         super().on_finish()

@@ -19,6 +19,7 @@ from .metrics import MetricService
 from .model_versions import ModelVersionService
 from .models import ModelService
 from .profiles import ProfileService
+from .rate_limits import RateLimiter
 from .rows import RowService
 from .runs import RunService
 from .scan import ScanService
@@ -64,6 +65,8 @@ class Services:
     storage: object = None
     #: samples the job gauges on /metrics; started last, stopped first
     job_gauges: object = None
+    #: requests per minute per user (the tier's requests_per_minute)
+    rate_limits: object = None
 
     @classmethod
     def build(cls, db: Database, *, parent=None, tiers: dict, price_per_gpu_hour: float, storage=None) -> Services:
@@ -101,6 +104,7 @@ class Services:
             compute=ComputeService(price_per_gpu_hour=price_per_gpu_hour, **kw),
             storage=storage,
             job_gauges=JobGaugeSampler(db),
+            rate_limits=RateLimiter(tiers=tiers, parent=parent),
         )
 
     def _with_lifecycle(self, hook: str) -> list:
