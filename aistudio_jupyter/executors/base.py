@@ -94,6 +94,8 @@ class JobLaunch:
     env: dict[str, str]
     paths: JobPaths
     pythonpath: tuple[str, ...] = ()
+    #: the job's memory limit, enforced by the shim; None: no limit
+    memory_mb: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +114,8 @@ class ExitInfo:
     code: int | None
     signal: int | None = None
     oom: bool = False
+    #: set when the shim killed the job for passing its memory limit: (limit, peak) in MiB
+    memory_limit: tuple[int, int] | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -119,14 +123,17 @@ class ExitInfo:
 
     @property
     def reason(self) -> str | None:
-        return exit_reason(self.code, self.signal, self.oom)
+        return exit_reason(self.code, self.signal, self.oom, self.memory_limit)
 
     @classmethod
     def from_json(cls, data: dict | None) -> ExitInfo | None:
         if not data:
             return None
         code, sig = data.get("code"), data.get("signal")
-        return cls(code if isinstance(code, int) else None, sig if isinstance(sig, int) else None, bool(data.get("oom")))
+        limit = None
+        if data.get("killed_over_limit") and isinstance(data.get("memory_limit_mb"), int):
+            limit = (data["memory_limit_mb"], int(data.get("peak_rss_mb") or 0))
+        return cls(code if isinstance(code, int) else None, sig if isinstance(sig, int) else None, bool(data.get("oom")), limit)
 
 
 def signal_name(number: int) -> str:
@@ -136,8 +143,11 @@ def signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def exit_reason(code: int | None, sig: int | None, oom: bool = False) -> str | None:
+def exit_reason(code: int | None, sig: int | None, oom: bool = False, memory_limit: tuple[int, int] | None = None) -> str | None:
     """A person's words for an exit: "exit code 3", "killed by SIGKILL", "out of memory (...)"."""
+    if memory_limit is not None:
+        limit, peak = memory_limit
+        return f"out of memory: used {peak:,} MiB, over its {limit:,} MiB limit (resources.memory_mb); killed by SIGKILL"
     if oom:
         return f"out of memory ({signal_name(sig or signal.SIGKILL)}, cgroup OOM)"
     if sig is not None:

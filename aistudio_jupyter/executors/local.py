@@ -30,6 +30,8 @@ class LocalBackend:
         paths.work.mkdir(parents=True, exist_ok=True)
         # -P: the work directory (the cwd, where the job writes) is not put on the shim's sys.path
         paths_args = [a for p in job.pythonpath for a in ("--path", p)]
+        if job.memory_mb:
+            paths_args += ["--memory-mb", str(job.memory_mb)]
         safe_path = ["-P"] if sys.version_info >= (3, 11) else []
         argv = [sys.executable, *safe_path, "-m", "aistudio_jupyter.executors.shim", str(paths.root), *paths_args, "--", *job.argv]
         with open(paths.root / "shim.log", "ab") as shim_log:

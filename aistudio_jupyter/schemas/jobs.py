@@ -23,7 +23,8 @@ MODULE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"
 class JobResources(StrictModel):
     gpus: int = Field(0, ge=0, le=64)
     cpus: float = Field(1.0, gt=0, le=256)
-    memory_mb: int = Field(2048, ge=64, le=4_194_304)
+    #: resident memory of all the job's processes; past it the job is killed (JobSupervisor.enforce_memory)
+    memory_mb: int = Field(8192, ge=64, le=4_194_304, description="MiB of resident memory the job's processes may use together; past it the job is killed.")
 
 
 def relative_path(value: str, suffix: str | None = None) -> str:

@@ -90,6 +90,7 @@ class JobSupervisor(LoggingConfigurable):
     lease_seconds = Float(30.0, config=True, help="How long a job's lease lasts without renewal; after a crash, its jobs are taken over this long after the last renewal.")
     lost_after = Float(600.0, config=True, help="A job on another host whose lease expired this many seconds ago is marked lost.")
     cancel_grace = Float(10.0, config=True, help="Seconds between SIGTERM and SIGKILL when a job is canceled.")
+    enforce_memory = Bool(True, config=True, help="Kill a job whose processes' resident memory passes its resources.memory_mb (checked twice a second).")
     job_token_ttl = Float(7 * 24 * 3600.0, config=True, help="Lifetime of a job's token; it is revoked when the job ends anyway.")
     jobs_dir = Unicode(config=True, help="Where job directories (logs, exit records, work dirs) live. Default: the Jupyter data directory's aistudio/jobs.")
     host = Unicode(config=True, help="This host's name in jobs.host; default: the hostname.")
@@ -307,7 +308,8 @@ class JobSupervisor(LoggingConfigurable):
         token, _ = self.tokens.mint(claim.owner, f"job {claim.id}", "job", ("job",), ttl=self.job_token_ttl, job_id=claim.id)
         # a module job imports from the root directory, as a notebook there would
         pythonpath = (self.jobs.root_dir,) if claim.kind == "script" and claim.spec.get("module") else ()
-        return JobLaunch(claim.id, argv, self.job_env(claim.id, token, paths.spec, claim.gpu_ids), paths, pythonpath)
+        memory_mb = claim.resources.get("memory_mb") if self.enforce_memory else None
+        return JobLaunch(claim.id, argv, self.job_env(claim.id, token, paths.spec, claim.gpu_ids), paths, pythonpath, memory_mb)
 
     async def _launch(self, claim: scheduler.Claim) -> None:
         w = Watched(claim.id, claim.owner, claim.fencing_token, JobPaths.of(self.jobs_dir, claim.id))

@@ -253,3 +253,24 @@ def test_a_job_token_reads_but_cannot_mutate(srv):
         wait_state(alice, j["id"], "succeeded")
         assert log_text(alice, j["id"]).split("\n") == ["get 200", "submit 403", "cancel 403", "dataset 403", ""]
         assert len(alice.get("/jobs", params={"limit": 500}).json()["items"]) == len({x["id"] for x in alice.get("/jobs", params={"limit": 500}).json()["items"]})
+
+
+def test_a_job_over_its_memory_limit_is_killed_with_a_reason(srv):
+    write(srv, "hog.py", """
+        import time
+        print("allocating", flush=True)
+        blocks = []
+        for _ in range(40):
+            blocks.append(bytearray(16 * 1024 * 1024))  # 16 MiB, touched: zero-filled
+            time.sleep(0.05)
+        print("survived", flush=True)
+    """)
+    with srv.client("alice") as alice:
+        j = submit(alice, {"path": "hog.py"}, resources={"memory_mb": 128})
+        done = wait_state(alice, j["id"], ("succeeded", "failed"), timeout=30)
+        assert done["state"] == "failed", done
+        assert done["exit_reason"].startswith("out of memory: used ") and "over its 128 MiB limit" in done["exit_reason"], done["exit_reason"]
+        assert "survived" not in log_text(alice, j["id"])
+        # the same script within its limit runs to the end
+        ok = submit(alice, {"path": "hog.py"}, resources={"memory_mb": 2048})
+        assert wait_state(alice, ok["id"], ("succeeded", "failed"), timeout=30)["state"] == "succeeded"

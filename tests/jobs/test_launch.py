@@ -58,3 +58,13 @@ def test_exit_reasons():
     assert exit_reason(None, 9) == "killed by SIGKILL"
     assert exit_reason(None, 15) == "killed by SIGTERM"
     assert exit_reason(None, 9, oom=True) == "out of memory (SIGKILL, cgroup OOM)"
+    assert exit_reason(None, 9, memory_limit=(128, 160)) == "out of memory: used 160 MiB, over its 128 MiB limit (resources.memory_mb); killed by SIGKILL"
+
+
+def test_the_memory_limit_reaches_the_shim(supervisor, tmp_path, monkeypatch):
+    supervisor.tokens = type("Tokens", (), {"mint": staticmethod(lambda *a, **k: ("aist_job", None))})()
+    supervisor.api_url = lambda: "http://127.0.0.1:1/aistudio/api"
+    job = Claim("job_1", "alice", "script", {"path": "sub/run.py"}, {"gpus": 0, "memory_mb": 300}, (), 1)
+    assert supervisor._prepare(job).memory_mb == 300
+    supervisor.enforce_memory = False
+    assert supervisor._prepare(job).memory_mb is None
