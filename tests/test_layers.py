@@ -23,6 +23,8 @@ FORBIDDEN = {
     "schemas": ("sqlalchemy", "tornado", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers"),
     "executors": ("tornado", "jupyter_server", "sqlalchemy", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers"),
     "runtime": ("sqlalchemy", "tornado", "jupyter_server", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers"),
+    # notebook widgets talk to the server only through the API (DESIGN §2)
+    "widgets": ("sqlalchemy", "tornado", "jupyter_server", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers"),
     # model specs are shared by the server (estimates) and job processes (the trainer)
     "modelspec": ("sqlalchemy", "tornado", "jupyter_server", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers", "aistudio_jupyter.runtime"),
 }
