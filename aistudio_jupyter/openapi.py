@@ -33,6 +33,8 @@ ERRORS = {
 WRITE_ERRORS = {"409": "Conflicts with existing data"}
 #: a JSON body can be too big or not JSON at all
 BODY_ERRORS = {"413": "Body too large", "415": "Body is not application/json"}
+#: the body cap applies to every request that may carry one, whether the route reads it or not
+SENT_BODY_ERRORS = {"413": "Body too large"}
 
 
 class UndocumentedOperation(LookupError):
@@ -109,7 +111,8 @@ def _cached_document(routes: tuple[tuple[str, type], ...]) -> dict[str, Any]:
         if op.response is not None:
             ok["content"] = json_content(op.response)
         responses[str(op.status)] = ok
-        errors = {**ERRORS, **(WRITE_ERRORS if method in ("post", "put", "patch", "delete") else {}), **(BODY_ERRORS if op.body is not None else {})}
+        writes = method in ("post", "put", "patch", "delete")
+        errors = {**ERRORS, **(WRITE_ERRORS if writes else {}), **(SENT_BODY_ERRORS if method != "delete" and writes else {}), **(BODY_ERRORS if op.body is not None else {})}
         for status, text in sorted(errors.items()):
             responses[status] = {"description": text, "content": json_content(ErrorEnvelope)}
         for status, (text, model) in extra.items():
