@@ -23,8 +23,11 @@ class OutModel(BaseModel):
 
 
 Visibility = Literal["private", "team", "public"]
-#: A resource name: shown in lists, used in ``ais.datasets.get(name)``; no path separators.
-Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._\-]*$")]
+#: A resource name: shown in lists, used in ``ais.datasets.get(name)``. Free text as people write
+#: names ("Umsätze Q3 (EU) — clean"), minus what has no business in a name: control characters,
+#: path separators (a name is never a path, but it must not look like one either) and
+#: surrounding whitespace. Every surface renders names as text, so markup in one is harmless.
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\s/\\\x00-\x1f\x7f](?:[^/\\\x00-\x1f\x7f]*[^\s/\\\x00-\x1f\x7f])?$")]
 Team = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Description = Annotated[str, StringConstraints(max_length=4000)]
