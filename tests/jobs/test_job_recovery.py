@@ -89,7 +89,7 @@ def test_two_servers_on_one_postgresql_database_never_run_a_job_twice(tmp_path, 
             write(a, "long.py", LONG)
             release = pid_file(a, "release")
             orphan = submit(on_a, {"path": "long.py", "args": [pid_file(a, "orphan.pid"), release, "0"]})
-            running = wait_state(on_a, orphan["id"], "running")
+            running = wait_state(on_a, orphan["id"], "running", timeout=60)
             # the claim may have gone to either server; kill the one that holds it
             holder = a if (a.workdir / "data" / "aistudio" / "jobs" / orphan["id"]).exists() else b
             survivor = b if holder is a else a
