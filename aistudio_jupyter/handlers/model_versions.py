@@ -1,5 +1,6 @@
 """`/models/{id}/versions…`: list, read, register (multipart: ``meta`` JSON + ``weights``
-safetensors, streamed) and download a version's weights."""
+safetensors, streamed), download a version's weights, move it between stages, delete it, its
+lineage; `/models/{id}/compare`: versions side by side."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tornado.web import stream_request_body
 
 from ..errors import BadRequest, InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from ..schemas.common import ErrorEnvelope, Page
-from ..schemas.model_versions import ModelVersionListQuery, ModelVersionMeta, ModelVersionOut
+from ..schemas.model_versions import ModelCompareOut, ModelCompareQuery, ModelLineageOut, ModelVersionListQuery, ModelVersionMeta, ModelVersionOut, ModelVersionUpdate
 from .base import AIStudioHandler, Operation, _reject_constant, _unstorable_string
 from .multipart import MultipartParser, boundary_of
 from .uploads import StreamingHandler
@@ -103,14 +104,54 @@ class ModelVersionsHandler(StreamingHandler):
 
 
 class ModelVersionHandler(AIStudioHandler):
-    """One version of a model by number, or ``latest``: spec, metrics, lineage, stage."""
+    """One version of a model by number, ``latest``, or the newest in ``production`` / ``staging``."""
 
-    operations = {"get": Operation("Get one version of a model (a number or 'latest')", ModelVersionOut, tag="model")}
+    operations = {
+        "get": Operation("Get one version of a model (a number, 'latest', 'production' or 'staging')", ModelVersionOut, tag="model"),
+        "patch": Operation("Move a version to another stage (none, staging, production, archived)", ModelVersionOut, body=ModelVersionUpdate, tag="model"),
+        "delete": Operation("Delete a version no deployment uses (409 naming the deployments otherwise)", None, status=204, tag="model"),
+    }
+    openapi_responses = {"delete": {409: ("Deployments use this version", ErrorEnvelope)}}
 
     @web.authenticated
     @authorized
     async def get(self, id: str, v: str) -> None:
         self.reply(await self.services.model_versions.get(self.principal, id, v))
+
+    @web.authenticated
+    @authorized
+    async def patch(self, id: str, v: str) -> None:
+        body = self.parse_body(ModelVersionUpdate)
+        self.reply(await self.services.model_versions.set_stage(self.principal, id, v, body))
+
+    @web.authenticated
+    @authorized
+    async def delete(self, id: str, v: str) -> None:
+        await self.services.model_versions.delete(self.principal, id, v)
+        self.reply(None, status=204)
+
+
+class ModelLineageHandler(AIStudioHandler):
+    """Where a version came from and where it runs; rows the caller cannot read are ``{id, hidden}``."""
+
+    operations = {"get": Operation("A version's lineage: dataset version, job, deployments", ModelLineageOut, tag="model")}
+
+    @web.authenticated
+    @authorized
+    async def get(self, id: str, v: str) -> None:
+        self.reply(await self.services.model_versions.lineage(self.principal, id, v))
+
+
+class ModelCompareHandler(AIStudioHandler):
+    """Metrics, hyperparameters and lineage of several versions, side by side."""
+
+    operations = {"get": Operation("Compare versions of a model (default: the newest 20)", ModelCompareOut, query=ModelCompareQuery, tag="model")}
+
+    @web.authenticated
+    @authorized
+    async def get(self, id: str) -> None:
+        query = self.parse_query(ModelCompareQuery)
+        self.reply(await self.services.model_versions.compare(self.principal, id, query))
 
 
 class ModelArtifactHandler(DownloadMixin, AIStudioHandler):
@@ -130,4 +171,6 @@ default_handlers = [
     ("/models/{id}/versions", ModelVersionsHandler),
     ("/models/{id}/versions/{v}", ModelVersionHandler),
     ("/models/{id}/versions/{v}/artifact", ModelArtifactHandler),
+    ("/models/{id}/versions/{v}/lineage", ModelLineageHandler),
+    ("/models/{id}/compare", ModelCompareHandler),
 ]

@@ -2,6 +2,7 @@
 ModelBuilder edits. Pure Python except ``build_module``, which imports torch when called."""
 
 from .build import build_module, constructor_calls, to_python
+from .introspect import from_module
 from .schema import LAYER_TYPES, Layer, ModelSpec
 from .shapes import LayerInfo, SpecError, infer_shapes, output_shape, parameter_count
 
@@ -13,6 +14,7 @@ __all__ = [
     "SpecError",
     "build_module",
     "constructor_calls",
+    "from_module",
     "infer_shapes",
     "output_shape",
     "parameter_count",

@@ -1,15 +1,17 @@
-"""Garbage collection of content-addressed dataset blobs that nothing refers to any more.
+"""Garbage collection of content-addressed blobs that nothing refers to any more.
 
 Deleting a dataset deletes its versions' rows but not their bytes: a blob
-(``blobs/sha256/<2 hex>/<sha256>``) may be shared by any number of versions, of any owner.
-``collect`` lists the blobs, and deletes those that no ``DatasetVersion``, ``DatasetFile`` or
-``ModelVersion`` (``artifact_sha256``) row names, once they are older than a grace period.
-Model weights (``models/sha256/...``), checkpoints and upload staging areas are outside the
-blob prefix and never touched here.
+(``blobs/sha256/<2 hex>/<sha256>``) may be shared by any number of versions, of any owner. The
+same goes for model weights (``models/sha256/<2 hex>/<sha256>``) when a model version, or a
+whole model, is deleted. ``collect`` lists both prefixes, and deletes the objects whose hash no
+``DatasetVersion``, ``DatasetFile`` or ``ModelVersion`` (``artifact_sha256``) row names, once
+they are older than a grace period. Checkpoints and upload staging areas are outside both
+prefixes and never touched here.
 
 Why an upload completing at the same time never loses its blob. Publishing a version
-(``VersionService._commit``) runs in one transaction: take the blob's lock, reuse the blob if
-it exists or move the new bytes there, insert the version row, commit. Deletion here does the
+(``VersionService._commit``, and ``ModelVersionService._commit`` for weights) runs in one
+transaction: take the blob's lock, reuse the blob if it exists or move the new bytes there,
+insert the version row, commit. Deletion here does the
 same dance in its own transaction per blob: take the same lock, check again that no row refers
 to the hash, delete the object, commit. The lock is a PostgreSQL transaction-level advisory lock
 (``versions.lock_blob``); on SQLite every write transaction is exclusive, which serialises the
@@ -37,7 +39,11 @@ from traitlets.config import LoggingConfigurable
 
 from ..errors import AIStudioError, NotFound
 from ..store import orm
+from .model_versions import artifact_key
 from .versions import BLOB_PREFIX, blob_key, lock_blob
+
+#: (prefix, key of a hash) of every content-addressed area collected
+AREAS = ((BLOB_PREFIX, blob_key), ("models/sha256", artifact_key))
 
 
 @dataclasses.dataclass
@@ -77,9 +83,9 @@ class GarbageCollector(LoggingConfigurable):
         report = Collection(dry_run=dry_run)
         needed = self.db.call(_references)
         cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=grace)
-        for key in self.storage.list(BLOB_PREFIX + "/"):
+        for key, key_of in self._objects():
             sha256 = key.rsplit("/", 1)[-1]
-            if len(sha256) != 64 or key != blob_key(sha256):
+            if len(sha256) != 64 or key != key_of(sha256):
                 continue  # not a blob this code wrote
             report.scanned += 1
             if sha256 in needed:
@@ -93,7 +99,7 @@ class GarbageCollector(LoggingConfigurable):
             if modified > cutoff:
                 report.too_young += 1
                 continue
-            if dry_run or self.db.call(self._delete_unreferenced, sha256, write=True):
+            if dry_run or self.db.call(self._delete_unreferenced, sha256, key, write=True):
                 report.deleted.append(key)
                 report.bytes_freed += info.size
             else:
@@ -102,11 +108,16 @@ class GarbageCollector(LoggingConfigurable):
             self.log.info("gc: deleted %d unreferenced blobs (%d bytes)", len(report.deleted), report.bytes_freed)
         return report
 
-    def _delete_unreferenced(self, session: Session, sha256: str) -> bool:
+    def _objects(self):
+        for prefix, key_of in AREAS:
+            for key in self.storage.list(prefix + "/"):
+                yield key, key_of
+
+    def _delete_unreferenced(self, session: Session, sha256: str, key: str) -> bool:
         lock_blob(session, sha256)  # the lock publishing takes: see the module's docstring
         if _references(session, sha256):
             return False
-        self.storage.delete(blob_key(sha256))
+        self.storage.delete(key)
         return True
 
     # -- in the server -------------------------------------------------------------------------

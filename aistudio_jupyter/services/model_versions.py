@@ -7,6 +7,13 @@ truncated file is refused with 422 and its bytes are deleted.
 
 A version registered with a job token belongs to that job: the job id and lineage come from
 the token, whatever the request says, and the job's ``result`` names the new version.
+
+Stages move along ``schemas.model_versions.TRANSITIONS`` under the model row's lock, so two
+promotions of one model serialise. Version numbers are never reused: deleting the newest
+version leaves ``Model.latest_version`` as it was, and ``latest`` means the newest that exists.
+A version any deployment points at cannot be deleted (409 naming the deployments); the weights
+of a deleted version stay in storage until the garbage collector (``services/gc.py``) finds
+that no version names them, under the same per-blob lock ``_commit`` takes.
 """
 
 from __future__ import annotations
@@ -17,27 +24,45 @@ import json
 import math
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from traitlets import Any as AnyTrait
 from traitlets import Int
 from traitlets.config import LoggingConfigurable
 
-from ..errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge
+from ..errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
 from ..identity import Principal
 from ..schemas.common import Page
-from ..schemas.model_versions import ModelVersionListQuery, ModelVersionMeta, ModelVersionOut
+from ..schemas.model_versions import (
+    TRANSITIONS,
+    HiddenRef,
+    LineageDataset,
+    LineageDeployment,
+    LineageJob,
+    LineageVersion,
+    ModelCompareOut,
+    ModelCompareQuery,
+    ModelLineageOut,
+    ModelVersionListQuery,
+    ModelVersionMeta,
+    ModelVersionOut,
+    ModelVersionUpdate,
+)
 from ..store import orm
 from ..store.types import utcnow
 from . import access, audit, pagination
 from .ids import new_id
 from .upload_streams import _Pipe
-from .versions import Download, version_number
+from .versions import Download, lock_blob, version_number
 
 #: bytes per element of every dtype the safetensors format defines
 DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 WEIGHTS_MEDIA_TYPE = "application/vnd.safetensors"
+#: ``{v}`` names that mean "the newest version in this stage"
+STAGE_ALIASES = ("production", "staging")
+#: versions compared when the request names none
+COMPARE_DEFAULT = 20
 
 
 def artifact_key(sha256: str) -> str:
@@ -182,20 +207,168 @@ class ModelVersionService(LoggingConfigurable):
     def _list(self, session: Session, who: Principal, model_id: str, query: ModelVersionListQuery) -> Page[ModelVersionOut]:
         access.load(session, orm.Model, who, model_id, kind="model")
         V = orm.ModelVersion
-        rows, cursor = pagination.fetch_page(session, select(V).where(V.model_id == model_id), V.version, V.id, query.sort.startswith("-"), query.cursor, query.limit)
+        stmt = select(V).where(V.model_id == model_id)
+        if query.stage is not None:
+            stmt = stmt.where(V.stage == query.stage)
+        rows, cursor = pagination.fetch_page(session, stmt, V.version, V.id, query.sort.startswith("-"), query.cursor, query.limit)
         return Page[ModelVersionOut](items=[ModelVersionOut.model_validate(r) for r in rows], next_cursor=cursor)
 
     async def get(self, who: Principal, model_id: str, version: str) -> ModelVersionOut:
-        """One version by number, or ``latest``."""
+        """One version by number, ``latest``, or the newest in a stage (``production``, ``staging``)."""
         return await self.db.run(lambda s: ModelVersionOut.model_validate(self._load(s, who, model_id, version)))
 
-    def _load(self, session: Session, who: Principal, model_id: str, version: str) -> orm.ModelVersion:
-        model = access.load(session, orm.Model, who, model_id, kind="model")
-        number = version_number(version, model.latest_version)
-        row = session.scalar(select(orm.ModelVersion).where(orm.ModelVersion.model_id == model.id, orm.ModelVersion.version == number))
+    def _load(self, session: Session, who: Principal, model_id: str, version: str, *, write: bool = False) -> orm.ModelVersion:
+        model = access.load(session, orm.Model, who, model_id, write=write, kind="model")
+        return self._version_of(session, model, version)
+
+    @staticmethod
+    def _version_of(session: Session, model: orm.Model, version: str, *, lock: bool = False) -> orm.ModelVersion:
+        V = orm.ModelVersion
+        if version in STAGE_ALIASES:
+            stmt = select(V).where(V.model_id == model.id, V.stage == version).order_by(V.version.desc()).limit(1)
+        elif version == "latest":
+            # the newest that exists: a deleted newest version's number is not reused
+            stmt = select(V).where(V.model_id == model.id).order_by(V.version.desc()).limit(1)
+        else:
+            try:
+                number = version_number(version, model.latest_version)
+            except InvalidInput:
+                raise InvalidInput("A version is a positive number, 'latest', 'production' or 'staging'.", {"field": "v"}) from None
+            stmt = select(V).where(V.model_id == model.id, V.version == number)
+        row = session.scalar(stmt.with_for_update() if lock else stmt)
         if row is None:
-            raise NotFound(f"Model {model_id!r} has no version {version}.", {"id": model_id, "version": version})
+            raise NotFound(f"Model {model.id!r} has no version {version}.", {"id": model.id, "version": version})
         return row
+
+    # -- stages --------------------------------------------------------------------------------
+
+    async def set_stage(self, who: Principal, model_id: str, version: str, body: ModelVersionUpdate) -> ModelVersionOut:
+        """Move a version to ``body.stage`` (owner or team editor), archiving the stage's other versions if asked."""
+        return await self.db.run(self._set_stage, who, model_id, version, body, write=True)
+
+    def _set_stage(self, session: Session, who: Principal, model_id: str, version: str, body: ModelVersionUpdate) -> ModelVersionOut:
+        # the model row's lock serialises every stage change of the model's versions
+        model = access.load(session, orm.Model, who, model_id, write=True, kind="model")
+        row = self._version_of(session, model, version)
+        before, after = row.stage, body.stage
+        if before != after and after not in TRANSITIONS[before]:
+            allowed = ", ".join(sorted(TRANSITIONS[before]))
+            raise InvalidInput(f"A version in stage {before!r} can move to {allowed}, not {after!r}.", {"field": "stage", "from": before, "allowed": sorted(TRANSITIONS[before])})
+        archived: list[int] = []
+        if body.archive_existing and after in STAGE_ALIASES:
+            V = orm.ModelVersion
+            for other in session.scalars(select(V).where(V.model_id == model.id, V.stage == after, V.id != row.id).order_by(V.version)):
+                other.stage = "archived"
+                archived.append(other.version)
+        row.stage = after
+        model.updated_at = utcnow()
+        session.flush()
+        if before != after or archived:
+            audit.record(session, who, "stage", "model_version", row.id, {"model_id": model.id, "version": row.version, "from": before, "to": after, "archived": archived})
+        return ModelVersionOut.model_validate(row)
+
+    # -- comparing and lineage -----------------------------------------------------------------
+
+    async def compare(self, who: Principal, model_id: str, query: ModelCompareQuery) -> ModelCompareOut:
+        """Metrics, hyperparameters and lineage of some versions side by side."""
+        return await self.db.run(self._compare, who, model_id, query)
+
+    def _compare(self, session: Session, who: Principal, model_id: str, query: ModelCompareQuery) -> ModelCompareOut:
+        model = access.load(session, orm.Model, who, model_id, kind="model")
+        V = orm.ModelVersion
+        if query.versions is None:
+            rows = list(session.scalars(select(V).where(V.model_id == model.id).order_by(V.version.desc()).limit(COMPARE_DEFAULT)))[::-1]
+        else:
+            wanted = list(dict.fromkeys(int(n) for n in query.versions.split(",")))
+            found = {r.version: r for r in session.scalars(select(V).where(V.model_id == model.id, V.version.in_(wanted)))}
+            missing = [n for n in wanted if n not in found]
+            if missing:
+                raise NotFound(f"Model {model.id!r} has no version {', '.join(map(str, missing))}.", {"id": model.id, "versions": missing})
+            rows = [found[n] for n in wanted]
+
+        def table(values: list[dict]) -> dict[str, list]:
+            keys = sorted({k for v in values for k in v})
+            return {k: [v.get(k) for v in values] for k in keys}
+
+        hyper = table([(r.lineage or {}).get("hyperparameters") or {} for r in rows])
+        lineage = table([{k: v for k, v in (r.lineage or {}).items() if k != "hyperparameters"} for r in rows])
+        metrics = table([{k: v for k, v in (r.metrics or {}).items() if isinstance(v, (int, float))} for r in rows])
+        differs = [f"{section}.{k}" for section, t in (("hyperparameters", hyper), ("lineage", lineage)) for k, vals in t.items() if any(v != vals[0] for v in vals)]
+        return ModelCompareOut(model_id=model.id, versions=rows, metrics=metrics, hyperparameters=hyper, lineage=lineage, differs=differs)
+
+    async def lineage(self, who: Principal, model_id: str, version: str) -> ModelLineageOut:
+        """dataset version -> job -> this version -> deployments, each as far as ``who`` may read it."""
+        return await self.db.run(self._lineage, who, model_id, version)
+
+    def _lineage(self, session: Session, who: Principal, model_id: str, version: str) -> ModelLineageOut:
+        model = access.load(session, orm.Model, who, model_id, kind="model")
+        row = self._version_of(session, model, version)
+        lineage = row.lineage or {}
+        dataset = None
+        dataset_id = lineage.get("dataset_id")
+        if row.dataset_version_id is not None or dataset_id is not None:
+            dv = session.get(orm.DatasetVersion, row.dataset_version_id) if row.dataset_version_id else None
+            dataset_id = dv.dataset_id if dv is not None else dataset_id
+            ds = self._readable(session, orm.Dataset, who, dataset_id) if dataset_id else None
+            if ds is None:
+                dataset = HiddenRef(id=dataset_id or row.dataset_version_id)
+            elif dv is not None:
+                dataset = LineageDataset(id=ds.id, name=ds.name, version=dv.version, version_id=dv.id, sha256=dv.sha256, row_count=dv.row_count)
+            else:
+                dataset = LineageDataset(id=ds.id, name=ds.name, version=lineage.get("dataset_version"))
+        job = None
+        if row.job_id is not None:
+            found = self._readable(session, orm.Job, who, row.job_id)
+            job = LineageJob.model_validate(found) if found is not None else HiddenRef(id=row.job_id)
+        deployments = []
+        for dep in self._deployments_of(session, model, row):
+            readable = self._readable(session, orm.Deployment, who, dep.id) is not None
+            deployments.append(LineageDeployment.model_validate(dep) if readable else HiddenRef(id=dep.id))
+        me = LineageVersion(id=row.id, model_id=model.id, model_name=model.name, version=row.version, stage=row.stage, artifact_sha256=row.artifact_sha256, created_by=row.created_by, created_at=row.created_at)
+        return ModelLineageOut(dataset=dataset, job=job, model_version=me, deployments=deployments)
+
+    @staticmethod
+    def _readable(session: Session, table, who: Principal, id: str):
+        return session.scalars(select(table).where(table.id == id, access.readable(table, who))).first()
+
+    @staticmethod
+    def _deployments_of(session: Session, model: orm.Model, row: orm.ModelVersion | None) -> list:
+        """Deployments pointing at ``row`` (any state; one without a pinned version follows the newest), or at any version of ``model``."""
+        D = orm.Deployment
+        stmt = select(D).where(D.model_id == model.id)
+        if row is not None:
+            newest = session.scalar(select(func.max(orm.ModelVersion.version)).where(orm.ModelVersion.model_id == model.id))
+            pinned = D.model_version == row.version
+            stmt = stmt.where(or_(pinned, D.model_version.is_(None)) if row.version == newest else pinned)
+        return list(session.scalars(stmt.order_by(D.created_at, D.id)))
+
+    @classmethod
+    def deployment_conflict(cls, session: Session, who: Principal, model: orm.Model, row: orm.ModelVersion | None) -> None:
+        """Raise 409 naming the deployments that use ``row`` (or ``model``): they go first."""
+        found = cls._deployments_of(session, model, row)
+        if not found:
+            return
+        named = [{"id": d.id, "name": d.name, "state": d.state} if cls._readable(session, orm.Deployment, who, d.id) is not None else {"id": d.id, "hidden": True} for d in found]
+        labels = ", ".join(f"{d['id']} ({d['name']!r})" if "name" in d else d["id"] for d in named)
+        what = f"Version {row.version} of model {model.id!r}" if row is not None else f"Model {model.id!r}"
+        raise Conflict(f"{what} is used by deployment(s) {labels}; delete them first.", {"id": model.id, "version": row.version if row is not None else None, "deployments": named})
+
+    # -- deleting ------------------------------------------------------------------------------
+
+    async def delete(self, who: Principal, model_id: str, version: str) -> None:
+        """Delete a version no deployment uses; its weights go with the next garbage collection."""
+        await self.db.run(self._delete, who, model_id, version, write=True)
+
+    def _delete(self, session: Session, who: Principal, model_id: str, version: str) -> None:
+        model = access.load(session, orm.Model, who, model_id, write=True, kind="model")
+        # the row's lock first: a deployment being created on it (which reads it FOR SHARE)
+        # either commits before the check below sees it, or finds the version gone
+        row = self._version_of(session, model, version, lock=True)
+        self.deployment_conflict(session, who, model, row)
+        session.delete(row)
+        model.updated_at = utcnow()
+        session.flush()
+        audit.record(session, who, "delete", "model_version", row.id, {"model_id": model.id, "version": row.version, "sha256": row.artifact_sha256})
 
     async def artifact(self, who: Principal, model_id: str, version: str) -> Download:
         """Where a version's weights are, with the name to serve them under."""
@@ -246,39 +419,53 @@ class ModelVersionService(LoggingConfigurable):
             if lineage["dataset_version_id"] is not None:
                 self._check_dataset_version(session, who, lineage)
             key = artifact_key(sha256)
+            # under the blob's lock, as the garbage collector deletes: see services/gc.py
+            lock_blob(session, sha256)
             # identical weights are stored once; the staged copy is deleted by the caller
-            if not self.storage.exists(key):
+            created = not self.storage.exists(key)
+            if created:
                 self.storage.move(staged, key)
-            spec = dict(meta.spec)
-            if meta.input_example is not None:
-                spec["input_example"] = meta.input_example
-            spec["artifact"] = {"format": "safetensors", "size_bytes": size, "tensors": info["tensors"], "sha256": sha256}
-            row = orm.ModelVersion(
-                id=new_id("mv"),
-                model_id=model.id,
-                version=model.latest_version + 1,
-                stage="none",
-                artifact_key=key,
-                artifact_sha256=sha256,
-                spec=spec,
-                metrics=meta.metrics,
-                lineage=lineage,
-                job_id=lineage["job_id"],
-                dataset_version_id=lineage["dataset_version_id"],
-                created_by=who.username,
-                created_at=utcnow(),
-            )
-            session.add(row)
-            model.latest_version = row.version
-            model.updated_at = utcnow()
-            if job_id is not None:
-                job = session.get(orm.Job, job_id)
-                job.result = {**(job.result or {}), "model_id": model.id, "model_version": row.version}
-            session.flush()
-            audit.record(session, who, "create", "model_version", row.id, {"model_id": model.id, "version": row.version, "sha256": sha256, "size_bytes": size, "job_id": lineage["job_id"]})
-            return ModelVersionOut.model_validate(row)
+            try:
+                return self._insert(session, who, model, meta, lineage, key, sha256, size, info)
+            except BaseException:
+                if created:
+                    # nobody else can refer to it yet: they would have to take the lock we hold
+                    self.storage.delete(key)
+                raise
 
         return await self.db.run(_store, write=True)
+
+    @staticmethod
+    def _insert(session: Session, who: Principal, model: orm.Model, meta: ModelVersionMeta, lineage: dict, key: str, sha256: str, size: int, info: dict) -> ModelVersionOut:
+        job_id = who.job_id
+        spec = dict(meta.spec)
+        if meta.input_example is not None:
+            spec["input_example"] = meta.input_example
+        spec["artifact"] = {"format": "safetensors", "size_bytes": size, "tensors": info["tensors"], "sha256": sha256}
+        row = orm.ModelVersion(
+            id=new_id("mv"),
+            model_id=model.id,
+            version=model.latest_version + 1,
+            stage="none",
+            artifact_key=key,
+            artifact_sha256=sha256,
+            spec=spec,
+            metrics=meta.metrics,
+            lineage=lineage,
+            job_id=lineage["job_id"],
+            dataset_version_id=lineage["dataset_version_id"],
+            created_by=who.username,
+            created_at=utcnow(),
+        )
+        session.add(row)
+        model.latest_version = row.version
+        model.updated_at = utcnow()
+        if job_id is not None:
+            job = session.get(orm.Job, job_id)
+            job.result = {**(job.result or {}), "model_id": model.id, "model_version": row.version}
+        session.flush()
+        audit.record(session, who, "create", "model_version", row.id, {"model_id": model.id, "version": row.version, "sha256": sha256, "size_bytes": size, "job_id": lineage["job_id"]})
+        return ModelVersionOut.model_validate(row)
 
     @staticmethod
     def _check_dataset_version(session: Session, who: Principal, lineage: dict) -> None:

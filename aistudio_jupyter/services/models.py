@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..errors import Conflict
 from ..identity import Principal
 from ..schemas.models import ModelOut
 from ..store import orm
+from .model_versions import ModelVersionService
 from .resources import ResourceService
 
 
@@ -19,6 +18,5 @@ class ModelService(ResourceService[ModelOut]):
     id_prefix = "mdl"
 
     def before_delete(self, session: Session, who: Principal, row) -> None:
-        deployed = session.scalars(select(orm.Deployment.id).where(orm.Deployment.model_id == row.id)).all()
-        if deployed:
-            raise Conflict("The model has deployments; delete them first.", {"deployments": list(deployed)})
+        # any deployment of any version, whatever its state: the user deletes those first
+        ModelVersionService.deployment_conflict(session, who, row, None)
