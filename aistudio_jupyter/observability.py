@@ -22,6 +22,16 @@ JOBS = Gauge("aistudio_jobs", "Jobs by state, as last sampled from the database.
 QUEUE_DEPTH = Gauge("aistudio_job_queue_depth", "Jobs waiting to start (queued), as last sampled.")
 GPUS_IN_USE = Gauge("aistudio_gpus_in_use", "GPUs held by starting or running jobs, as last sampled.")
 EVENTS_SENT = Counter("aistudio_events_sent", "Events written to WebSocket subscribers.")
+# per deployment: labelled only for deployments that exist and the caller can read, so a scan of
+# made-up ids cannot grow the series without bound
+PREDICT_REQUESTS = Counter("aistudio_deployment_requests", "Predict requests per deployment and status class.", ["deployment", "code"])
+PREDICT_ERRORS = Counter("aistudio_deployment_errors", "Predict requests that failed, per deployment and status class.", ["deployment", "code"])
+PREDICT_SECONDS = Histogram(
+    "aistudio_deployment_request_seconds",
+    "Predict latency per deployment, validation, queueing and the replica's answer included.",
+    ["deployment"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
 
 JOB_STATES = ("queued", "starting", "running", "succeeded", "failed", "canceled", "lost")
 
@@ -35,3 +45,11 @@ def set_job_gauges(sample: dict[str, Any]) -> None:
         JOBS.labels(state).set(n)
     QUEUE_DEPTH.set(sample["states"].get("queued", 0))
     GPUS_IN_USE.set(sample["gpus"])
+
+
+def observe_predict(deployment_id: str, status: int, seconds: float) -> None:
+    code = f"{status // 100}xx"
+    PREDICT_REQUESTS.labels(deployment_id, code).inc()
+    if status >= 400:
+        PREDICT_ERRORS.labels(deployment_id, code).inc()
+    PREDICT_SECONDS.labels(deployment_id).observe(seconds)

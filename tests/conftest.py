@@ -111,6 +111,8 @@ def jp_server_config(aistudio_config):
             # in-process servers test the API; jobs' processes are tested on live servers
             # (tests/jobs), where a supervisor claiming the rows these tests set up belongs
             "JobSupervisor": {"enabled": False},
+            # likewise deployments' replica processes: tested in tests/deployments
+            "DeploymentSupervisor": {"enabled": False},
         }
     )
 

@@ -26,6 +26,8 @@ FORBIDDEN = {
     # notebook widgets talk to the server only through the API (DESIGN §2)
     "widgets": ("sqlalchemy", "tornado", "jupyter_server", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers"),
     # model specs are shared by the server (estimates) and job processes (the trainer)
+    # replicas hold no credentials and never reach the database; the supervisor is no handler
+    "serving": ("jupyter_server", "aistudio_jupyter.handlers"),
     "modelspec": ("sqlalchemy", "tornado", "jupyter_server", "aistudio_jupyter.store", "aistudio_jupyter.services", "aistudio_jupyter.handlers", "aistudio_jupyter.runtime"),
 }
 

@@ -135,6 +135,8 @@ class Client:
         """``http_options`` go to ``httpx.Client`` as they are (``proxy``, ``event_hooks``, ``limits``…)."""
         from .datasets import Datasets  # it builds on Resources and Record, defined above
         from .models import Models
+        from .deployments import Deployments
+        from .training import Jobs
         url = url or os.environ.get("AISTUDIO_URL")
         token = token or os.environ.get("AISTUDIO_TOKEN")
         if not url:
@@ -151,9 +153,9 @@ class Client:
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, verify=verify, **http_options)
         self.datasets = Datasets(self)
         self.models = Models(self)
-        self.jobs = Resources(self, "jobs", writable=False)
+        self.jobs = Jobs(self, "jobs", writable=False)
         self.agents = Resources(self, "agents")
-        self.deployments = Resources(self, "deployments")
+        self.deployments = Deployments(self)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send one request; a 4xx/5xx answer raises ``APIError``, an unreachable server ``ConnectionError``."""
@@ -232,9 +234,11 @@ class _Lazy:
     def __dir__(self) -> list[str]:
         # tab completion without connecting: the collection's class is known in advance
         from .datasets import Datasets
+        from .deployments import Deployments
         from .models import Models
+        from .training import Jobs
 
-        cls = {"datasets": Datasets, "models": Models}.get(self._attr, Resources)
+        cls = {"datasets": Datasets, "models": Models, "deployments": Deployments, "jobs": Jobs}.get(self._attr, Resources)
         return [n for n in dir(cls) if not n.startswith("_")]
 
     def __repr__(self) -> str:

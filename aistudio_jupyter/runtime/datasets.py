@@ -61,6 +61,17 @@ class Dataset(Record):
         # the connection does not travel; the record does
         return (_restore, (dict(self),))
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """In a notebook, a dataset shows as a DatasetExplorer; elsewhere (or if the widget
+        cannot be built) as its plain repr. Never raises. The profile is left to the grid's
+        Statistics button: a first profile of a large version takes long for a repr."""
+        try:
+            from ..widgets.base import repr_bundle
+            from ..widgets.explorer import DatasetExplorer
+        except Exception:  # anywidget missing: the plain repr is still a repr
+            return {"text/plain": repr(self)}
+        return repr_bundle(lambda: DatasetExplorer(self, profile=False), repr(self), **kwargs)
+
     def refresh(self) -> Dataset:
         """Read the record again from the server (after uploads, or changes elsewhere)."""
         fresh = self._client.request("GET", f"/datasets/{self['id']}")

@@ -10,26 +10,27 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .client import APIError, Record, _id_of
+from .client import APIError, Record, Resources, _id_of
 from .client import client as default_client
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "lost"})
 _TRAIN_FIELDS = ("validation_split", "checkpoint_every", "resume_from_job", "name", "resources", "dataset_version")
 
 
-class TrainJob(Record):
-    """A train job's record, with ``wait``, ``metrics`` and ``model_version``."""
+class Job(Record):
+    """A job's record (``ais.jobs``), with ``wait``, ``metrics``, ``cancel`` and ``monitor``;
+    in a notebook it displays as a live TrainingMonitor."""
 
     def _api(self):
         return default_client() if getattr(self, "_client_ref", None) is None else self._client_ref
 
-    def refresh(self) -> TrainJob:
+    def refresh(self) -> Job:
         fresh = self._api().request("GET", f"/jobs/{self['id']}")
         self.clear()
         self.update(fresh)
         return self
 
-    def wait(self, timeout: float = 3600, poll: float = 0.25, raise_on_failure: bool = True) -> TrainJob:
+    def wait(self, timeout: float = 3600, poll: float = 0.25, raise_on_failure: bool = True) -> Job:
         """Block until the job ends; a failed, canceled or lost job raises (unless told not to)."""
         deadline = time.monotonic() + timeout
         while self.refresh()["state"] not in TERMINAL:
@@ -51,6 +52,28 @@ class TrainJob(Record):
             params["since_step"] = since_step
         series = self._api().request("GET", f"/jobs/{self['id']}/metrics", params=params)["series"]
         return {k: [Record(p) for p in v] for k, v in series.items()}
+
+    def cancel(self) -> Job:
+        """Ask the job to stop (a running process gets SIGTERM, then SIGKILL after a grace period)."""
+        fresh = self._api().request("POST", f"/jobs/{self['id']}/cancel")
+        self.clear()
+        self.update(fresh)
+        return self
+
+    def monitor(self, **options: Any):
+        """A live TrainingMonitor widget of this job."""
+        from ..widgets.monitor import TrainingMonitor
+
+        return TrainingMonitor(self, client=getattr(self, "_client_ref", None), **options)
+
+    def _repr_mimebundle_(self, include=None, exclude=None, **kwargs: Any):
+        from ..widgets.base import repr_bundle
+
+        return repr_bundle(self.monitor, repr(self), include=include, exclude=exclude)
+
+
+class TrainJob(Job):
+    """A train job's record, with ``wait``, ``metrics`` and ``model_version``."""
 
     def model_version(self) -> Record:
         """The model version this job registered (after it succeeded)."""
@@ -106,6 +129,19 @@ def train(dataset: str | dict, target: str, model: Any, *, model_name: str | Non
     job = TrainJob(api.request("POST", "/models/train", json=body))
     object.__setattr__(job, "_client_ref", api)
     return job
+
+
+class Jobs(Resources):
+    """``ais.jobs``: read-only; its records are ``Job`` handles (``TrainJob`` for train jobs)."""
+
+    def _record(self, data: dict) -> Job:
+        out = (TrainJob if data.get("kind") == "train" else Job)(data)
+        object.__setattr__(out, "_client_ref", self._client)
+        return out
+
+    def cancel(self, job: str | dict) -> Job:
+        """Ask a job (by id or record) to stop."""
+        return self._record(self._client.request("POST", f"/jobs/{_id_of(job)}/cancel"))
 
 
 def job(job_id: str | dict, client=None) -> TrainJob:

@@ -66,6 +66,24 @@ class ValidationReport(Record):
     def __repr__(self) -> str:
         return f"<ValidationReport {self.get('id')} {self.get('state')}: {len(self.get('findings') or [])} findings>"
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """In a notebook, a report shows as a ValidationReportWidget (with the escaped HTML table
+        kept for front ends without widgets); elsewhere as text. Never raises."""
+        try:
+            fallback = {"text/plain": repr(self), "text/html": self._repr_html_()}
+        except Exception:
+            fallback = {"text/plain": repr(self)}
+        try:
+            from ..widgets.base import repr_bundle
+            from ..widgets.validation import ValidationReportWidget
+        except Exception:  # anywidget missing
+            return fallback
+        bundle = repr_bundle(lambda: ValidationReportWidget(self, client=self._client), fallback["text/plain"], **kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        for mime, value in fallback.items():
+            data.setdefault(mime, value)
+        return bundle
+
     def _repr_html_(self) -> str:
         e = html.escape
         summary = self.get("summary") or {}

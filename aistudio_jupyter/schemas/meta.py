@@ -22,6 +22,8 @@ class Usage(BaseModel):
     gpu_seconds: float
     cost: float
     active_jobs: int
+    gpu_seconds_running: float = Field(0.0, description="GPU time of jobs still running (GPUs held × time since they started), not yet in gpu_seconds.")
+    price_per_gpu_hour: float = Field(0.0, description="What one GPU-hour costs; the month's cost budget is gpu_hours_per_month × this.")
 
 
 class MeOut(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..serving.supervisor import DeploymentSupervisor
 from ..store.session import Database
 from .agents import AgentService
 from .compute import ComputeService
@@ -61,6 +62,8 @@ class Services:
     validation: ValidationService
     #: compute estimates (and measured runs in a child process)
     compute: ComputeService
+    #: runs deployments' replicas and routes predictions; after ``events`` so it stops before it
+    serving: DeploymentSupervisor = None
     #: the Storage (``storage.base``) holding every byte; None when built without one
     storage: object = None
     #: samples the job gauges on /metrics; started last, stopped first
@@ -79,6 +82,7 @@ class Services:
         jobs = JobService(events=events, tiers=tiers, **kw)
         jobs.supervisor = JobSupervisor(events=events, tokens=tokens, jobs=jobs, tiers=tiers, **kw)
         models = ModelService(**kw)
+        serving = DeploymentSupervisor(events=events, storage=storage, **kw)
         return cls(
             db=db,
             events=events,
@@ -86,7 +90,7 @@ class Services:
             models=models,
             jobs=jobs,
             agents=AgentService(**kw),
-            deployments=DeploymentService(**kw),
+            deployments=DeploymentService(events=events, supervisor=serving, **kw),
             tokens=tokens,
             meta=MetaService(tiers=tiers, price_per_gpu_hour=price_per_gpu_hour, **kw),
             versions=versions,
@@ -102,6 +106,7 @@ class Services:
             supervisor=jobs.supervisor,
             validation=ValidationService(scans=scans, jobs=jobs, events=events, **kw),
             compute=ComputeService(price_per_gpu_hour=price_per_gpu_hour, **kw),
+            serving=serving,
             storage=storage,
             job_gauges=JobGaugeSampler(db),
             rate_limits=RateLimiter(tiers=tiers, parent=parent),

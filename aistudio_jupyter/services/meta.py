@@ -38,6 +38,13 @@ class MetaService(LoggingConfigurable):
             )
         )
         active = session.scalar(select(func.count()).select_from(orm.Job).where(orm.Job.owner == who.username, orm.Job.state.not_in(TERMINAL_STATES)))
+        # a job's GPU time is recorded when it ends; the dashboard shows the running ones' too
+        now = utcnow()
+        month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        running = session.execute(
+            select(orm.Job.gpu_ids, orm.Job.started_at).where(orm.Job.owner == who.username, orm.Job.state == "running", orm.Job.started_at.is_not(None))
+        ).all()
+        gpu_running = sum(len(ids or []) * max(0.0, (now - max(started, month)).total_seconds()) for ids, started in running)
         tier = quotas_of(self.tiers, who)
         return MeOut(
             username=who.username,
@@ -48,7 +55,8 @@ class MetaService(LoggingConfigurable):
             tier=who.tier if who.tier in self.tiers else "default",
             token_scopes=list(who.scopes) if who.scopes is not None else None,
             quotas=Quotas(**{k: tier[k] for k in Quotas.model_fields}),
-            usage=Usage(period=period, storage_bytes=int(storage), gpu_seconds=float(gpu_seconds), cost=round(float(gpu_seconds) / 3600 * float(self.price_per_gpu_hour), 4), active_jobs=int(active)),
+            usage=Usage(period=period, storage_bytes=int(storage), gpu_seconds=float(gpu_seconds), cost=round(float(gpu_seconds) / 3600 * float(self.price_per_gpu_hour), 4), active_jobs=int(active),
+                        gpu_seconds_running=float(gpu_running), price_per_gpu_hour=float(self.price_per_gpu_hour)),
         )
 
     async def health(self) -> HealthOut:

@@ -43,6 +43,7 @@ from ..schemas.jobs import LAUNCHED_KINDS, SPEC_MODELS, TERMINAL_STATES, JobReso
 from ..store import orm
 from ..store.types import utcnow
 from . import scheduler
+from .background import BackgroundLoop
 from .jobs import publish_status, revoke_job_tokens
 
 #: variables a job never inherits from the server: its credentials are its own token
@@ -72,8 +73,10 @@ class Watched:
     offsets: dict = dataclasses.field(default_factory=lambda: dict.fromkeys(STREAMS, 0))
 
 
-class JobSupervisor(LoggingConfigurable):
+class JobSupervisor(BackgroundLoop, LoggingConfigurable):
     """Schedules, launches, supervises, cancels and recovers this host's jobs."""
+
+    loop_name = "job supervisor"
 
     db = AnyTrait(help="The Database holding the queue.")
     events = AnyTrait(help="The EventService job changes are published through.")
@@ -120,11 +123,7 @@ class JobSupervisor(LoggingConfigurable):
         super().__init__(**kwargs)
         self.owner_id = f"sup-{uuid.uuid4().hex[:16]}"
         self._watched: dict[str, Watched] = {}
-        self._task: asyncio.Task | None = None
-        self._wake: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._inventory: tuple[int, ...] | None = None
-        self._last_error: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -138,21 +137,13 @@ class JobSupervisor(LoggingConfigurable):
         if not self.enabled:
             self.log.info("AI Studio job supervisor disabled: jobs queue for another server")
             return
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        self._task = asyncio.ensure_future(self._run())
+        self._start_loop()
         self.log.info("AI Studio job supervisor %s on %s: GPUs %s, %g CPU slots", self.owner_id, self.host, list(self.inventory) or "none", self.cpu_slots)
 
     async def stop(self) -> None:
         """Stop supervising; the jobs keep running and a later server re-attaches to them."""
-        if self._task is None:
+        if not await self._stop_loop():
             return
-        self._task.cancel()
-        try:
-            await self._task
-        except (asyncio.CancelledError, Exception):
-            pass
-        self._task = None
         if self._watched:
             try:
                 # expire the leases now: a server restarting here takes over at once, not a lease later
@@ -162,16 +153,6 @@ class JobSupervisor(LoggingConfigurable):
 
     def _release(self, session: Session) -> None:
         session.execute(update(orm.Job).where(orm.Job.lease_owner == self.owner_id, orm.Job.state.in_(scheduler.ACTIVE_STATES)).values(lease_expires_at=utcnow()))
-
-    def wake(self) -> None:
-        """Look at the queue and cancel requests now rather than at the next poll (thread-safe)."""
-        loop, event = self._loop, self._wake
-        if loop is None or event is None or loop.is_closed():
-            return
-        try:
-            loop.call_soon_threadsafe(event.set)
-        except RuntimeError:  # the loop closed in between
-            pass
 
     def check_fits(self, resources: JobResources) -> None:
         """Refuse a job this host could never run, rather than queue it for ever."""
@@ -185,32 +166,14 @@ class JobSupervisor(LoggingConfigurable):
     async def _run(self) -> None:
         last_poll = -1e9
         while True:
-            woken = self._wake.is_set()
-            self._wake.clear()
-            if woken or time.monotonic() - last_poll >= self.poll_interval:
+            if self._woken() or time.monotonic() - last_poll >= self.poll_interval:
                 last_poll = time.monotonic()
                 await self._guarded(self.poll)
             if self._watched:
                 # apart from polling: cancel's SIGKILL is due after its grace even while the
                 # database is down
                 await self._guarded(self.watch)
-            timeout = self.watch_interval if self._watched else self.poll_interval
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
-
-    async def _guarded(self, step) -> None:
-        try:
-            await step()
-            self._last_error = None
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # the database may be down: keep going, say so once
-            message = f"{type(exc).__name__}: {exc}"[:300]
-            if message != self._last_error:
-                self.log.warning("AI Studio job supervisor: %s", message, exc_info=not isinstance(exc, AIStudioError))
-            self._last_error = message
+            await self._sleep(self.watch_interval if self._watched else self.poll_interval)
 
     # -- polling: leases, takeovers, claims ------------------------------------------------
 
@@ -437,8 +400,10 @@ class JobSupervisor(LoggingConfigurable):
         return chunks
 
     def _publish_chunks(self, session: Session, job_id: str, chunks: list[tuple[str, str, int]]) -> None:
-        for stream, text, _ in chunks:
-            self.events.publish_in(session, f"job:{job_id}", "log", {"stream": stream, "text": text})
+        # `end`: the chunk's end offset in the log file, so a reader that fetched the log's tail
+        # over REST drops what it already has (widgets/static/monitor.js)
+        for stream, text, end in chunks:
+            self.events.publish_in(session, f"job:{job_id}", "log", {"stream": stream, "text": text, "end": end})
 
     # -- recovery --------------------------------------------------------------------------
 

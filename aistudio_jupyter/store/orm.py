@@ -289,6 +289,14 @@ class Deployment(OwnedMixin, Base):
     batching: Mapped[dict[str, Any]] = mapped_column(default=dict)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     status_message: Mapped[str | None] = mapped_column(Text)
+    #: what the owner asked for ("running" | "stopped"); ``state`` is what is
+    desired_state: Mapped[str] = mapped_column(String(16), default="running", server_default="running")
+    #: the replicas as the serving supervisor last saw them
+    replica_status: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    #: the one server running the replicas; another takes over only once the lease expires
+    host: Mapped[str | None] = mapped_column(String(255))
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class AuditEvent(Base):

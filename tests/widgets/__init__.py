@@ -1,0 +1,1 @@
+"""Widgets through their state (no browser)."""
