@@ -1,0 +1,91 @@
+/** Shapes of the AI Studio API the sidebar reads (a subset of the OpenAPI document). */
+
+export interface ListPage<T> {
+  items: T[];
+  next_cursor?: string | null;
+}
+
+export type JobState = 'queued' | 'starting' | 'running' | 'succeeded' | 'failed' | 'canceled' | 'lost';
+
+export const JOB_STATES: JobState[] = ['queued', 'starting', 'running', 'succeeded', 'failed', 'canceled', 'lost'];
+export const TERMINAL_STATES: JobState[] = ['succeeded', 'failed', 'canceled', 'lost'];
+
+export interface Job {
+  id: string;
+  owner: string;
+  name: string;
+  kind: string;
+  state: JobState;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  exit_code: number | null;
+  exit_reason: string | null;
+  progress?: number | null;
+  cancel_requested_at?: string | null;
+}
+
+export interface JobLog {
+  stream: 'stdout' | 'stderr';
+  offset: number;
+  next_offset: number;
+  size: number;
+  text: string;
+  complete: boolean;
+}
+
+export interface Dataset {
+  id: string;
+  owner: string;
+  name: string;
+  description: string;
+  tags: string[];
+  latest_version: number;
+  size_bytes: number;
+  visibility: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Validation {
+  id: string;
+  dataset_id: string;
+  version: number;
+  state: string;
+  passed: boolean | null;
+  error?: string | null;
+}
+
+export interface Me {
+  username: string;
+  display_name: string;
+  tier: string;
+  teams: string[];
+  quotas: {
+    storage_bytes: number;
+    concurrent_jobs: number;
+    gpus_per_job: number;
+    gpu_hours_per_month: number;
+    requests_per_minute: number;
+    upload_bytes: number;
+  };
+  usage: {
+    period: string;
+    storage_bytes: number;
+    gpu_seconds: number;
+    cost: number;
+    active_jobs: number;
+    gpu_seconds_running?: number;
+    price_per_gpu_hour?: number;
+  };
+}
+
+/** One event of the live events WebSocket. */
+export interface StudioEvent {
+  topic: string;
+  seq: number;
+  type: string;
+  data: any;
+  coalesced?: boolean;
+}
