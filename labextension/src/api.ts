@@ -11,10 +11,14 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import type {
   Dataset,
+  Deployment,
   Job,
   JobLog,
   ListPage,
   Me,
+  Model,
+  ModelVersion,
+  PredictResult,
   Validation
 } from './types';
 
@@ -235,6 +239,31 @@ export class ApiClient {
 
   validate(datasetId: string): Promise<{ validation: Validation }> {
     return this.request<{ validation: Validation }>(`/datasets/${encodeURIComponent(datasetId)}/validate`, { method: 'POST', body: {} });
+  }
+
+  models(): Promise<Model[]> {
+    return this.list<Model>('/models');
+  }
+
+  modelVersions(modelId: string, limit = 20): Promise<ModelVersion[]> {
+    return this.list<ModelVersion>(`/models/${encodeURIComponent(modelId)}/versions`, { limit });
+  }
+
+  deploy(body: { name: string; model_id: string; model_version?: number }): Promise<Deployment> {
+    return this.request<Deployment>('/deployments', { method: 'POST', body });
+  }
+
+  deployments(): Promise<Deployment[]> {
+    return this.list<Deployment>('/deployments');
+  }
+
+  /** Stop (or start) a deployment's replicas: 202, the state follows on `deployment:<id>`. */
+  deploymentAction(id: string, action: 'stop' | 'start'): Promise<Deployment> {
+    return this.request<Deployment>(`/deployments/${encodeURIComponent(id)}/${action}`, { method: 'POST', body: {} });
+  }
+
+  predict(id: string, body: unknown): Promise<PredictResult> {
+    return this.request<PredictResult>(`/deployments/${encodeURIComponent(id)}/predict`, { method: 'POST', body });
   }
 
   /** A plain list route (models, deployments, agents): its items, or [] for an empty page. */

@@ -3,8 +3,10 @@ import React, { useEffect, useState } from 'react';
 
 import { ErrorBoundary } from './components/ErrorBoundary';
 import { DatasetsPanel } from './components/DatasetsPanel';
+import { DeploymentsPanel } from './components/DeploymentsPanel';
 import { JobsPanel } from './components/JobsPanel';
 import { ListPanel } from './components/ListPanel';
+import { ModelsPanel } from './components/ModelsPanel';
 import { UsagePanel } from './components/UsagePanel';
 import type { ConnectionState } from './events';
 import { IStudio, PanelId, PANELS } from './studio';
@@ -16,9 +18,9 @@ function panelBody(id: PanelId, studio: IStudio): JSX.Element {
     case 'datasets':
       return <DatasetsPanel studio={studio} />;
     case 'models':
-      return <ListPanel studio={studio} path="/models" name="models" empty="No models registered yet." />;
+      return <ModelsPanel studio={studio} />;
     case 'deployments':
-      return <ListPanel studio={studio} path="/deployments" name="deployments" empty="No deployments yet." />;
+      return <DeploymentsPanel studio={studio} />;
     case 'agents':
       return <ListPanel studio={studio} path="/agents" name="agents" empty="No agents defined yet." />;
     case 'usage':

@@ -89,3 +89,58 @@ export interface StudioEvent {
   data: any;
   coalesced?: boolean;
 }
+
+export interface ReplicaStatus {
+  index: number;
+  state: string;
+  pid: number | null;
+  restarts: number;
+  model_version: number | null;
+  last_error: string | null;
+}
+
+/** What predict takes, from the model version's spec. */
+export type InputSchema =
+  | { kind: 'records'; features: { name: string; dtype: string }[] }
+  | { kind: 'tensor'; shape: (number | null)[]; dtype?: string };
+
+export interface Deployment {
+  id: string;
+  name: string;
+  model_id: string;
+  model_version: number | null;
+  replicas: number;
+  state: string;
+  status_message: string | null;
+  desired_state: 'running' | 'stopped';
+  ready_replicas: number;
+  replica_status: ReplicaStatus[];
+  input_schema: InputSchema | null;
+  created_at?: string;
+  updated_at?: string;
+}
+
+export interface PredictResult {
+  predictions: unknown[];
+  model_version: number;
+  deployment_id: string;
+}
+
+export interface Model {
+  id: string;
+  name: string;
+  description?: string;
+  task?: string | null;
+  latest_version: number;
+  created_at?: string;
+  updated_at?: string;
+}
+
+export interface ModelVersion {
+  id: string;
+  model_id: string;
+  version: number;
+  stage: string;
+  metrics: Record<string, unknown>;
+  created_at?: string;
+}
