@@ -121,17 +121,22 @@ class StudioWidget(anywidget.AnyWidget):
 
     def _heads(self, topics: Iterable[str]) -> dict[str, int]:
         """Each topic's last event seq now, so the JavaScript subscribes with ``since`` and
-        gets exactly what happened after the state loaded next (read this BEFORE loading)."""
+        gets exactly what happened after the state loaded next (read this BEFORE loading).
+        Empty when the events socket cannot be reached: the browser then reads the heads itself
+        before it loads."""
         from ..runtime.events import subscribe
 
         topics = list(topics)
         if not topics:
             return {}
-        stream = subscribe(topics, api=self.client, reconnect_for=0)
         try:
-            return dict(stream.heads)
-        finally:
-            stream.close()
+            stream = subscribe(topics, api=self.client, reconnect_for=0)
+            try:
+                return dict(stream.heads)
+            finally:
+                stream.close()
+        except (APIError, ConnectionError):
+            return {}
 
     # -- messages from the JavaScript --------------------------------------------------------
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import traitlets
 
-from ..runtime.client import APIError, Client
+from ..runtime.client import Client
 from .base import StudioWidget
 
 #: versions a ModelCard shows, newest first
@@ -88,10 +88,7 @@ class DeploymentCard(StudioWidget):
         self._guard(self._load)
 
     def _load(self) -> None:
-        try:
-            since = self._heads([self.topic])
-        except (APIError, ConnectionError):
-            since = {}
+        since = self._heads([self.topic])
         record = self.client.request("GET", f"/deployments/{self.deployment_id}")
         with self.hold_sync():
             self.deployment, self.since = record, since

@@ -52,10 +52,7 @@ class Dashboard(StudioWidget):
         since: dict[str, int] = {}
         if me is not None:
             # before the job list: status changes after this seq are replayed to the browser
-            try:
-                since = self._heads([f"user:{me['username']}"])
-            except (APIError, ConnectionError):
-                since = {}
+            since = self._heads([f"user:{me['username']}"])
         for name, path in SECTIONS.items():
             page = self._section(name, errors, lambda path=path: self.client.request("GET", path, params={"limit": self.limit, "sort": "-updated_at"}))
             loaded[name] = page["items"] if page is not None else []

@@ -73,10 +73,7 @@ class TrainingMonitor(StudioWidget):
 
     def _load(self) -> None:
         # the heads first: events after them are exactly those the loads below may not include
-        try:
-            since = self._heads([self.topic])
-        except (APIError, ConnectionError):
-            since = {}  # the browser then reads the heads itself before loading
+        since = self._heads([self.topic])
         job = self.client.request("GET", f"/jobs/{self.job_id}")
         series = self.client.request("GET", f"/jobs/{self.job_id}/metrics", params={"max_points": self.max_points})["series"]
         try:
