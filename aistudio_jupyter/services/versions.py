@@ -40,9 +40,12 @@ def blob_key(sha256: str) -> str:
 
 def lock_blob(session: Session, sha256: str) -> None:
     """Serialise, until the transaction ends, everything that creates, reuses or deletes this blob."""
-    # SQLite write transactions are exclusive already (BEGIN IMMEDIATE)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:ns, :key)"), {"ns": _BLOB_LOCK, "key": int(sha256[:8], 16) - 2**31})
+    else:
+        # a SQLite write transaction is exclusive (BEGIN IMMEDIATE), but a session begins it only
+        # at its first statement: begin it now, before the caller looks at storage
+        session.connection()
 
 
 def storage_used(session: Session, owner: str, exclude_upload: str | None = None) -> int:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 
 import pytest
 
-from aistudio_jupyter.services.versions import blob_key
+from aistudio_jupyter.services.versions import blob_key, lock_blob
 
 from ..test_cli import run_cli
 from .test_uploads import TUS, app, create, metadata_header, s3_config, upload_bytes  # noqa: F401 -- fixtures
@@ -128,3 +129,29 @@ async def test_me_reports_what_the_quota_counts(small_quota, api):
     # a terminated upload no longer counts, in either
     assert (await api("DELETE", f"uploads/{pending}", headers=TUS)).status == 204
     assert (await api("GET", "me")).body["usage"]["storage_bytes"] == len(data) + left
+
+
+async def test_the_blob_lock_is_held_from_the_moment_it_is_taken(app):
+    """Publishing checks storage right after taking the lock, before any other statement: the
+    lock must already exclude a collector then (on SQLite the write transaction begins at once)."""
+    db, sha = app.services.db, "ab" * 32
+    held, release, order = threading.Event(), threading.Event(), []
+
+    def first(session):
+        lock_blob(session, sha)
+        held.set()
+        release.wait(5)
+        order.append("first")
+
+    def second(session):
+        lock_blob(session, sha)
+        order.append("second")
+
+    one = asyncio.ensure_future(asyncio.to_thread(db.call, first, write=True))
+    await asyncio.to_thread(held.wait, 5)
+    two = asyncio.ensure_future(asyncio.to_thread(db.call, second, write=True))
+    await asyncio.sleep(0.5)
+    assert order == []  # the second waits for the first's transaction
+    release.set()
+    await asyncio.gather(one, two)
+    assert order == ["first", "second"]
