@@ -148,7 +148,8 @@ def test_tensor_model_and_create_errors(connect):
     with torch.no_grad():
         expected = module(torch.from_numpy(x)).numpy()
     out = dep.predict(x)
-    assert dep.status == "ready"
+    # a replica answers as soon as it is ready; the deployment's own state follows at the next look
+    assert dep.wait("ready", timeout=60).state == "ready"
     assert isinstance(out, np.ndarray) and out.shape == (5, 3)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(dep.predict(torch.from_numpy(x)), expected, rtol=1e-5, atol=1e-6)
