@@ -38,6 +38,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_WORKERS = 8
 #: key of the PostgreSQL advisory lock that serialises migrations across servers
 MIGRATION_LOCK = 0x41495354
+#: serialises alembic runs within this process (see upgrade)
+_ALEMBIC_LOCK = threading.Lock()
 
 
 def _is_outage(exc: BaseException) -> bool:
@@ -171,7 +173,10 @@ class Database:
                 conn.commit()
             try:
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, revision)
+                # alembic's `context` is a module-global proxy that each run installs and removes:
+                # two Databases migrating at once in one process would tear it from each other
+                with _ALEMBIC_LOCK:
+                    command.upgrade(cfg, revision)
                 conn.commit()
             finally:
                 if self.dialect == "postgresql":

@@ -107,3 +107,33 @@ def test_upgrade_is_idempotent(empty_database_url):
         assert db.current_revision() == before and schema_diff(db) == []
     finally:
         db.close()
+
+
+def test_databases_migrating_at_once_in_one_process_do_not_tear_alembic(tmp_path):
+    """Alembic installs its ``context`` proxy as module globals for each run; two runs in two
+    threads used to remove it from under each other (KeyError in _remove_proxy)."""
+    import threading
+
+    dbs = [Database(f"sqlite:///{tmp_path / f'concurrent-{i}.db'}") for i in range(4)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(dbs))
+
+    def migrate(db: Database) -> None:
+        try:
+            start.wait(10)
+            db.upgrade()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(db,)) for db in dbs]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert errors == []
+        head = ScriptDirectory.from_config(dbs[0].alembic_config()).get_current_head()
+        assert [db.current_revision() for db in dbs] == [head] * len(dbs)
+    finally:
+        for db in dbs:
+            db.close()
