@@ -43,7 +43,8 @@ class EventsHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):
     "seq", "type", "data"}` with `seq` contiguous per topic (`"coalesced": true` marks merged
     metrics updates for a slow reader); `{"op": "unsubscribed", "topic"}`, `{"op": "pong"}`,
     `{"op": "error", "topic", "error": {"code", "message"}}`. Topics: `job:ID`, `dataset:ID`,
-    `upload:ID`, `deployment:ID`, `agent_run:ID` (readable ones) and `user:<you>`. Close code
+    `upload:ID`, `deployment:ID`, `agent_run:ID` (readable ones) and `user:<you>` (`job`, and
+    `dataset` / `model` / `deployment` events `{"action", "id", ...}` of what you own). Close code
     1013: too slow a reader; reconnect and subscribe with `since`."""
 
     auth_resource = AUTH_RESOURCE

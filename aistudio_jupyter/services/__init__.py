@@ -81,12 +81,12 @@ class Services:
         tokens = TokenService(**kw)
         jobs = JobService(events=events, tiers=tiers, **kw)
         jobs.supervisor = JobSupervisor(events=events, tokens=tokens, jobs=jobs, tiers=tiers, **kw)
-        models = ModelService(**kw)
+        models = ModelService(events=events, **kw)
         serving = DeploymentSupervisor(events=events, storage=storage, **kw)
         return cls(
             db=db,
             events=events,
-            datasets=DatasetService(**kw),
+            datasets=DatasetService(events=events, **kw),
             models=models,
             jobs=jobs,
             agents=AgentService(**kw),
@@ -101,7 +101,7 @@ class Services:
             scans=scans,
             profiles=ProfileService(scans=scans, **kw),
             gc=GarbageCollector(storage=storage, **kw),
-            model_versions=ModelVersionService(storage=storage, versions=versions, **kw),
+            model_versions=ModelVersionService(storage=storage, versions=versions, events=events, **kw),
             training=TrainingService(storage=storage, versions=versions, jobs=jobs, models=models, **kw),
             supervisor=jobs.supervisor,
             validation=ValidationService(scans=scans, jobs=jobs, events=events, **kw),

@@ -12,3 +12,4 @@ class DatasetService(ResourceService[DatasetOut]):
     out = DatasetOut
     kind = "dataset"
     id_prefix = "ds"
+    event_type = "dataset"

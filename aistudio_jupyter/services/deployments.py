@@ -25,7 +25,7 @@ from ..observability import observe_predict
 from ..schemas.deployments import DeploymentLogOut, DeploymentLogQuery, DeploymentOut, DeploymentState
 from ..serving.router import RETRY_AFTER
 from ..serving.schema import check_payload, input_schema
-from ..serving.supervisor import status_data
+from ..serving.supervisor import publish_status, status_data
 from ..store import orm
 from . import access, audit
 from .resources import ResourceService
@@ -41,6 +41,7 @@ class DeploymentService(ResourceService[DeploymentOut]):
     id_prefix = "dep"
     filters = {"status": "state"}
     statuses = frozenset(get_args(DeploymentState))
+    event_type = "deployment"
 
     events = AnyTrait(None, allow_none=True, help="The EventService status changes are published through.")
     supervisor = AnyTrait(None, allow_none=True, help="The DeploymentSupervisor (serving.supervisor) that runs replicas and routes predictions.")
@@ -146,7 +147,7 @@ class DeploymentService(ResourceService[DeploymentOut]):
             session.flush()
             if self.events is not None:
                 ready = sum(1 for r in row.replica_status or [] if isinstance(r, dict) and r.get("state") == "ready")
-                self.events.publish_in(session, f"deployment:{row.id}", "status", status_data(row.state, row.status_message, ready, row.replicas, row.model_version))
+                publish_status(self.events, session, row.id, row.owner, status_data(row.state, row.status_message, ready, row.replicas, row.model_version))
             audit.record(session, who, "stop" if desired == "stopped" else "start", self.kind, row.id, {})
         return self.to_out(session, row)
 

@@ -48,10 +48,12 @@ from ..schemas.model_versions import (
     ModelVersionOut,
     ModelVersionUpdate,
 )
+from ..schemas.models import ModelOut
 from ..store import orm
 from ..store.types import utcnow
 from . import access, audit, pagination
 from .ids import new_id
+from .owner_events import announce
 from .upload_streams import _Pipe
 from .versions import Download, lock_blob, version_number
 
@@ -195,6 +197,7 @@ class ModelVersionService(LoggingConfigurable):
     db = AnyTrait(help="The Database.")
     storage = AnyTrait(help="The Storage holding the weights.")
     versions = AnyTrait(help="The VersionService (its ranged reader serves artifacts too).")
+    events = AnyTrait(None, allow_none=True, help="The EventService: registrations, stage changes and deletions are announced on the owner's user:<owner>.")
     max_weights_bytes = Int(16 * 1024**3, config=True, help="Largest weights file a model version may have.")
     max_meta_bytes = Int(4 * 1024 * 1024, config=True, help="Largest 'meta' JSON part of a registration.")
 
@@ -265,6 +268,7 @@ class ModelVersionService(LoggingConfigurable):
         session.flush()
         if before != after or archived:
             audit.record(session, who, "stage", "model_version", row.id, {"model_id": model.id, "version": row.version, "from": before, "to": after, "archived": archived})
+            self._announce(session, model, "stage", version=_summary(row), archived=archived)
         return ModelVersionOut.model_validate(row)
 
     # -- comparing and lineage -----------------------------------------------------------------
@@ -369,6 +373,7 @@ class ModelVersionService(LoggingConfigurable):
         model.updated_at = utcnow()
         session.flush()
         audit.record(session, who, "delete", "model_version", row.id, {"model_id": model.id, "version": row.version, "sha256": row.artifact_sha256})
+        self._announce(session, model, "version_deleted", version=_summary(row))
 
     async def artifact(self, who: Principal, model_id: str, version: str) -> Download:
         """Where a version's weights are, with the name to serve them under."""
@@ -426,7 +431,9 @@ class ModelVersionService(LoggingConfigurable):
             if created:
                 self.storage.move(staged, key)
             try:
-                return self._insert(session, who, model, meta, lineage, key, sha256, size, info)
+                out = self._insert(session, who, model, meta, lineage, key, sha256, size, info)
+                self._announce(session, model, "version", version=_summary(out))
+                return out
             except BaseException:
                 if created:
                     # nobody else can refer to it yet: they would have to take the lock we hold
@@ -467,6 +474,9 @@ class ModelVersionService(LoggingConfigurable):
         audit.record(session, who, "create", "model_version", row.id, {"model_id": model.id, "version": row.version, "sha256": sha256, "size_bytes": size, "job_id": lineage["job_id"]})
         return ModelVersionOut.model_validate(row)
 
+    def _announce(self, session: Session, model: orm.Model, action: str, **summary: Any) -> None:
+        announce(self.events, session, model.owner, "model", action, model.id, ModelOut.model_validate(model), **summary)
+
     @staticmethod
     def _check_dataset_version(session: Session, who: Principal, lineage: dict) -> None:
         row = session.get(orm.DatasetVersion, lineage["dataset_version_id"])
@@ -477,3 +487,8 @@ class ModelVersionService(LoggingConfigurable):
         except NotFound:
             raise InvalidInput("lineage.dataset_version_id names no dataset version you can read.", {"field": "lineage.dataset_version_id"}) from None
         lineage["dataset_id"], lineage["dataset_version"] = row.dataset_id, row.version
+
+
+def _summary(row: orm.ModelVersion | ModelVersionOut) -> dict[str, Any]:
+    """What a ``model`` event says of a version: enough to patch a list row, never the spec."""
+    return {"id": row.id, "version": row.version, "stage": row.stage, "created_at": row.created_at}

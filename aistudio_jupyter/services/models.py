@@ -16,6 +16,7 @@ class ModelService(ResourceService[ModelOut]):
     out = ModelOut
     kind = "model"
     id_prefix = "mdl"
+    event_type = "model"
 
     def before_delete(self, session: Session, who: Principal, row) -> None:
         # any deployment of any version, whatever its state: the user deletes those first

@@ -22,6 +22,7 @@ from ..store.session import Database
 from ..store.types import utcnow
 from . import access, audit, pagination
 from .ids import new_id
+from .owner_events import announce
 
 Out = TypeVar("Out", bound=BaseModel)
 
@@ -39,8 +40,12 @@ class ResourceService(LoggingConfigurable, Generic[Out]):
     filters: ClassVar[dict[str, str]] = {}
     #: the values ``status`` can take, so a typo answers 422 instead of an empty list
     statuses: ClassVar[frozenset[str]] = frozenset()
+    #: the event type creates, updates and deletes are announced as on ``user:<owner>``
+    #: (``owner_events``); None: not announced
+    event_type: ClassVar[str | None] = None
 
     db = AnyTrait(help="The Database this service reads and writes.")
+    events = AnyTrait(None, allow_none=True, help="The EventService changes are announced through (see event_type).")
 
     def _db(self) -> Database:
         return self.db
@@ -203,7 +208,9 @@ class ResourceService(LoggingConfigurable, Generic[Out]):
         session.add(row)
         session.flush()
         audit.record(session, who, "create", self.kind, row.id, {"name": getattr(row, "name", None)})
-        return self.to_out(session, row)
+        out = self.to_out(session, row)
+        self.announce(session, row.owner, "created", row.id, out)
+        return out
 
     def values_for_create(self, session: Session, who: Principal, body: BaseModel) -> dict[str, Any]:
         return body.model_dump()
@@ -230,7 +237,9 @@ class ResourceService(LoggingConfigurable, Generic[Out]):
             setattr(row, key, value)
         session.flush()
         audit.record(session, who, "update", self.kind, row.id, {"fields": sorted(changes)})
-        return self.to_out(session, row)
+        out = self.to_out(session, row)
+        self.announce(session, row.owner, "updated", row.id, out)
+        return out
 
     def values_for_update(self, session: Session, who: Principal, row, body: BaseModel) -> dict[str, Any]:
         return body.model_dump(exclude_unset=True)
@@ -244,6 +253,12 @@ class ResourceService(LoggingConfigurable, Generic[Out]):
         self.before_delete(session, who, row)
         session.delete(row)
         audit.record(session, who, "delete", self.kind, id, {"name": getattr(row, "name", None)})
+        self.announce(session, row.owner, "deleted", row.id)
+
+    def announce(self, session: Session, owner: str, action: str, id: str, record: BaseModel | None = None, **summary: Any) -> None:
+        """Tell ``owner`` of a change to one of their rows, in this transaction (``owner_events``)."""
+        if self.event_type is not None:
+            announce(self.events, session, owner, self.event_type, action, id, record, **summary)
 
     def before_delete(self, session: Session, who: Principal, row) -> None:
         """Refuse deletes that would break references (raise Conflict)."""

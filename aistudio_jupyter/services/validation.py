@@ -40,6 +40,7 @@ from ..store.types import utcnow
 from . import access, audit, validation_scan
 from .ids import new_id
 from .jobs import publish_status
+from .owner_events import announce
 from .scan import Source
 
 _RULES = TypeAdapter(list[Rule])
@@ -118,6 +119,7 @@ class ValidationService(LoggingConfigurable):
         session.add(row)
         session.flush()
         audit.record(session, who, "validate", "dataset", source.dataset_id, {"version": source.version, "validation_id": report_id, "job_id": job_id, "rules": len(body.rules)})
+        self._announce(session, row, source.version)
         return self._out(row, source.version)
 
     async def get(self, who: Principal, dataset_id: str, validation_id: str) -> ValidationOut:
@@ -279,6 +281,7 @@ class ValidationService(LoggingConfigurable):
         job.host, job.lease_owner, job.lease_expires_at, job.heartbeat_at = socket.gethostname(), self._lease_owner, self._lease_until(), now
         report.state = "running"
         publish_status(self.events, session, job)
+        self._announce(session, report, version.version)
         source = Source(report.dataset_id, version.id, version.version, version.format, dict(version.schema_ or {}), version.sha256, version.size_bytes)
         return source, report.id, _RULES.validate_python(report.rules or [])
 
@@ -310,6 +313,7 @@ class ValidationService(LoggingConfigurable):
                 report.findings, report.summary, report.passed, report.state = findings, summary, passed, "passed" if passed else "failed"
             else:
                 report.state, report.error, report.passed = "error", reason, None
+            self._announce(session, report)
         if job is None or state is None or job.state in TERMINAL_STATES:
             return
         job.state, job.finished_at, job.exit_reason, job.lease_expires_at = state, utcnow(), reason, None
@@ -319,6 +323,16 @@ class ValidationService(LoggingConfigurable):
         publish_status(self.events, session, job)
         if report is not None:
             self.events.publish_in(session, f"dataset:{report.dataset_id}", "validation", {"id": report.id, "state": report.state, "passed": report.passed, "job_id": job_id})
+
+    def _announce(self, session: Session, report: orm.ValidationReport, version: int | None = None) -> None:
+        """The report's state, on its dataset's owner's topic (one subscription for a whole list)."""
+        dataset = session.get(orm.Dataset, report.dataset_id)
+        if dataset is None:
+            return
+        if version is None:
+            version = session.scalar(select(orm.DatasetVersion.version).where(orm.DatasetVersion.id == report.version_id))
+        summary = {"id": report.id, "dataset_id": dataset.id, "version": version, "state": report.state, "passed": report.passed, "error": report.error, "job_id": report.job_id}
+        announce(self.events, session, dataset.owner, "dataset", "validation", dataset.id, validation=summary)
 
 
 def _check_regex(index: int, pattern: str) -> None:

@@ -22,11 +22,13 @@ from traitlets.config import LoggingConfigurable
 from ..errors import AIStudioError, Conflict, InsufficientStorage, InvalidInput, NotFound
 from ..identity import Principal, quotas_of
 from ..schemas.common import Page
+from ..schemas.datasets import DatasetOut
 from ..schemas.uploads import VersionFileOut, VersionListQuery, VersionOut
 from ..store import orm
 from ..store.types import utcnow
 from . import access, audit, formats, pagination, zips
 from .ids import new_id
+from .owner_events import announce
 
 BLOB_PREFIX = "blobs/sha256"
 #: namespace of the PostgreSQL advisory locks that serialise work on one blob
@@ -107,7 +109,7 @@ def version_number(version: str, latest: int) -> int:
 class VersionService(LoggingConfigurable):
     db = AnyTrait(help="The Database.")
     storage = AnyTrait(help="The Storage holding the bytes.")
-    events = AnyTrait(None, allow_none=True, help="The EventService: a new version is announced on dataset:<id> (and upload:<id>).")
+    events = AnyTrait(None, allow_none=True, help="The EventService: a new version is announced on dataset:<id> (and upload:<id>, and the owner's user:<owner>).")
     tiers = Dict(help="Tier name → quotas (see AIStudio.tiers).")
     zip_max_entries = Int(100_000, config=True, help="Most entries a zip of images may have.")
     zip_max_uncompressed_bytes = Int(32 * 1024**3, config=True, help="Most bytes a zip of images may declare once unpacked.")
@@ -175,7 +177,8 @@ class VersionService(LoggingConfigurable):
 
     def _create_version(self, session: Session, who: Principal, target: Target, received: Received, detected: formats.Detected) -> VersionOut:
         dataset = self.check_target(session, who, target, received.size, exclude_upload=received.upload_id)
-        if dataset is None:
+        new = dataset is None
+        if new:
             dataset = orm.Dataset(
                 id=new_id("ds"), owner=who.username, name=target.name, description=target.description, tags=[], visibility=target.visibility, team=target.team
             )
@@ -218,6 +221,9 @@ class VersionService(LoggingConfigurable):
             self.events.publish_in(session, f"dataset:{dataset.id}", "version", announced)
             if received.upload_id:
                 self.events.publish_in(session, f"upload:{received.upload_id}", "status", {"state": "completed", "offset": received.size, "length": received.size, **announced})
+            # a dataset this version creates is announced once, as created, with its version
+            action = "created" if new else "version"
+            announce(self.events, session, dataset.owner, "dataset", action, dataset.id, DatasetOut.model_validate(dataset), version=announced)
         audit.record(
             session,
             who,

@@ -15,7 +15,8 @@ expires. For each deployment it owns it:
   one, takes traffic once ready, and only then is the old one drained (no request in flight)
   and stopped; scaling adds or drains replicas the same way;
 - writes what it sees to the row (``state``, ``status_message``, ``replica_status``) and
-  publishes ``status`` / ``replica`` events on ``deployment:<id>`` in the same transaction.
+  publishes ``status`` / ``replica`` events on ``deployment:<id>`` in the same transaction (and
+  each ``status`` as a ``deployment`` ``state`` event on the owner's ``user:<owner>``).
 
 A server that restarts re-attaches to its live replicas (pid, start time and socket recorded
 in ``replica_status``); a graceful stop stops them, so nothing outlives the server but a crash,
@@ -52,6 +53,7 @@ from traitlets.config import LoggingConfigurable
 from ..errors import Unavailable
 from ..executors.inventory import detect_gpus
 from ..services.background import BackgroundLoop
+from ..services.owner_events import announce
 from ..store import orm
 from ..store.types import utcnow
 from .paths import DeploymentPaths
@@ -66,6 +68,13 @@ START_TIME_TOLERANCE = 0.05
 
 def status_data(row_state: str, message: str | None, ready: int, replicas: int, version: int | None) -> dict[str, Any]:
     return {"state": row_state, "message": message, "ready_replicas": ready, "replicas": replicas, "model_version": version}
+
+
+def publish_status(events, session: Session, deployment_id: str, owner: str, status: dict[str, Any]) -> None:
+    """``status`` on ``deployment:<id>``, and the same as a ``deployment`` ``state`` event on the
+    owner's ``user:<owner>``, which the sidebar's list follows (one topic for every row)."""
+    events.publish_in(session, f"deployment:{deployment_id}", "status", status)
+    announce(events, session, owner, "deployment", "state", deployment_id, **status)
 
 
 class Replica:
@@ -403,7 +412,7 @@ class DeploymentSupervisor(BackgroundLoop, LoggingConfigurable):
             row.lease_owner, row.lease_expires_at, row.replica_status = None, None, []
             if row.desired_state == "running" and row.state != "failed":
                 row.state, row.status_message = "pending", "The server serving it stopped; it starts again with the next server."
-                self.events.publish_in(session, f"deployment:{row.id}", "status", status_data(row.state, row.status_message, 0, row.replicas, row.model_version))
+                publish_status(self.events, session, row.id, row.owner, status_data(row.state, row.status_message, 0, row.replicas, row.model_version))
 
     # -- the tick: health, reconciliation, publication -------------------------------------
 
@@ -725,7 +734,8 @@ class DeploymentSupervisor(BackgroundLoop, LoggingConfigurable):
         for entry in replica_events:
             self.events.publish_in(session, topic, "replica", {k: entry.get(k) for k in ("index", "state", "pid", "restarts", "model_version", "last_error")})
         if status_changed:
-            self.events.publish_in(session, topic, "status", status)
+            owner = session.scalar(select(D.owner).where(D.id == deployment_id))
+            publish_status(self.events, session, deployment_id, owner, status)
         return True
 
     def _lost(self, served: Served) -> None:
