@@ -110,6 +110,10 @@ def _cached_document(routes: tuple[tuple[str, type], ...]) -> dict[str, Any]:
         ok: dict[str, Any] = {"description": op.summary}
         if op.response is not None:
             ok["content"] = json_content(op.response)
+        # {method: media type}: a success body that is text, not JSON (a widget's ES module)
+        media = getattr(handler, "openapi_media", {}).get(method)
+        if media is not None:
+            ok["content"] = {media: {"schema": {"type": "string"}}}
         responses[str(op.status)] = ok
         writes = method in ("post", "put", "patch", "delete")
         errors = {**ERRORS, **(WRITE_ERRORS if writes else {}), **(SENT_BODY_ERRORS if method != "delete" and writes else {}), **(BODY_ERRORS if op.body is not None else {})}

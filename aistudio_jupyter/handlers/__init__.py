@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import agents, checkpoints, compute, datasets, deployments, events, jobs, meta, metrics, model_versions, models, profiles, rows, runs, training, uploads, validation, versions
+from . import agents, checkpoints, compute, datasets, deployments, events, jobs, meta, metrics, model_versions, models, profiles, rows, runs, training, uploads, validation, versions, widget_modules
 
 #: (path template relative to {base_url}aistudio/api, handler class), in match order
 ROUTES = [
@@ -26,4 +26,5 @@ ROUTES = [
     *deployments.default_handlers,
     *events.default_handlers,
     *compute.default_handlers,
+    *widget_modules.default_handlers,
 ]
