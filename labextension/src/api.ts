@@ -21,6 +21,7 @@ import type {
   PredictResult,
   Validation
 } from './types';
+import type { Agent, AgentCreate, AgentUpdate, ModelCompare } from './types';
 
 /** Path of the API under the server's base URL. */
 export const API_PATH = 'aistudio/api';
@@ -264,6 +265,27 @@ export class ApiClient {
 
   predict(id: string, body: unknown): Promise<PredictResult> {
     return this.request<PredictResult>(`/deployments/${encodeURIComponent(id)}/predict`, { method: 'POST', body });
+  }
+
+  /** Metrics, hyperparameters and lineage of `versions` of a model, side by side. */
+  compareVersions(modelId: string, versions: number[]): Promise<ModelCompare> {
+    return this.request<ModelCompare>(`/models/${encodeURIComponent(modelId)}/compare`, { params: { versions: versions.join(',') } });
+  }
+
+  agents(params: Params = {}): Promise<Agent[]> {
+    return this.list<Agent>('/agents', params);
+  }
+
+  createAgent(body: AgentCreate): Promise<Agent> {
+    return this.request<Agent>('/agents', { method: 'POST', body });
+  }
+
+  updateAgent(id: string, body: AgentUpdate): Promise<Agent> {
+    return this.request<Agent>(`/agents/${encodeURIComponent(id)}`, { method: 'PATCH', body });
+  }
+
+  deleteAgent(id: string): Promise<void> {
+    return this.request<void>(`/agents/${encodeURIComponent(id)}`, { method: 'DELETE' });
   }
 
   /** A plain list route (models, deployments, agents): its items, or [] for an empty page. */

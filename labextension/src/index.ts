@@ -5,7 +5,10 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { ApiClient } from './api';
+import { compareOpener } from './components/CompareView';
+import { compareWidget } from './compareWidget';
 import { EventsClient, eventsUrl } from './events';
+import { addMainAreaViews } from './hosted';
 import { StudioSidebar } from './sidebar';
 import { DEFAULT_SETTINGS, IStudio, IStudioSettings, PanelId } from './studio';
 
@@ -54,7 +57,32 @@ const plugin: JupyterFrontEndPlugin<void> = {
       return true;
     };
 
-    const make = (settings: IStudioSettings): IStudio => ({ api, events, settings, insertSnippet });
+    const openCompare = compareOpener(app.shell, (modelId, versions, modelName) => compareWidget(api, modelId, versions, modelName));
+    app.commands.addCommand('aistudio:compare-versions', {
+      label: 'Compare model versions',
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: { modelId: { type: 'string' }, versions: { type: 'array', items: { type: 'integer' } }, modelName: { type: 'string' } },
+          required: ['modelId', 'versions']
+        }
+      },
+      execute: args => {
+        const versions = Array.isArray(args.versions) ? (args.versions as unknown[]).map(Number).filter(v => Number.isInteger(v) && v > 0) : [];
+        if (typeof args.modelId !== 'string' || versions.length === 0) {
+          throw new Error('aistudio:compare-versions needs a modelId and a list of versions');
+        }
+        openCompare(args.modelId, versions, typeof args.modelName === 'string' ? args.modelName : undefined);
+      }
+    });
+    const compare = (modelId: string, versions: number[], modelName?: string): void => {
+      void app.commands.execute('aistudio:compare-versions', { modelId, versions, ...(modelName ? { modelName } : {}) });
+    };
+
+    // aistudio:open-monitor and aistudio:open-explorer, restored after a reload
+    const open = addMainAreaViews(app, restorer, server);
+
+    const make = (settings: IStudioSettings): IStudio => ({ api, events, settings, insertSnippet, compare, open });
     const sidebar = new StudioSidebar(make(DEFAULT_SETTINGS));
     sidebar.title.icon = studioIcon;
     sidebar.title.caption = 'AI Studio';

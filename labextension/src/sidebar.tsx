@@ -1,14 +1,14 @@
 import { ReactWidget } from '@jupyterlab/ui-components';
-import React, { useEffect, useState } from 'react';
+import React, { useState } from 'react';
 
+import { AgentsPanel } from './components/AgentsPanel';
+import { ConnectionIndicator, StaleNote } from './components/Connection';
 import { ErrorBoundary } from './components/ErrorBoundary';
 import { DatasetsPanel } from './components/DatasetsPanel';
 import { DeploymentsPanel } from './components/DeploymentsPanel';
 import { JobsPanel } from './components/JobsPanel';
-import { ListPanel } from './components/ListPanel';
 import { ModelsPanel } from './components/ModelsPanel';
 import { UsagePanel } from './components/UsagePanel';
-import type { ConnectionState } from './events';
 import { IStudio, PanelId, PANELS } from './studio';
 
 function panelBody(id: PanelId, studio: IStudio): JSX.Element {
@@ -22,7 +22,7 @@ function panelBody(id: PanelId, studio: IStudio): JSX.Element {
     case 'deployments':
       return <DeploymentsPanel studio={studio} />;
     case 'agents':
-      return <ListPanel studio={studio} path="/agents" name="agents" empty="No agents defined yet." />;
+      return <AgentsPanel studio={studio} />;
     case 'usage':
       return <UsagePanel studio={studio} />;
   }
@@ -36,20 +36,16 @@ function Section(props: { id: PanelId; title: string; studio: IStudio; open: boo
         {props.title}
       </button>
       {props.open && (
-        // one boundary per panel: a panel that fails never blanks the others
-        <ErrorBoundary name={props.id}>{panelBody(props.id, props.studio)}</ErrorBoundary>
+        <>
+          <StaleNote events={props.studio.events} name={props.id} />
+          {/* one boundary per panel: a panel that fails never blanks the others; one that
+              failed for the outage loads again when the events socket is back */}
+          <ErrorBoundary name={props.id} retryOn={retry => props.studio.events.onReconnect(retry)}>
+            {panelBody(props.id, props.studio)}
+          </ErrorBoundary>
+        </>
       )}
     </section>
-  );
-}
-
-function Connection(props: { studio: IStudio }): JSX.Element {
-  const [state, setState] = useState<ConnectionState>(props.studio.events.state);
-  useEffect(() => props.studio.events.onState(setState), []);
-  return (
-    <span className={`ais-connection ais-connection-${state}`} data-testid="ais-connection" title={`Live events: ${state}`}>
-      {state === 'open' ? 'live' : state === 'connecting' ? 'connecting…' : 'offline'}
-    </span>
   );
 }
 
@@ -66,7 +62,7 @@ function Studio(props: { studio: IStudio }): JSX.Element {
     <div className="ais-sidebar" data-testid="ais-sidebar">
       <div className="ais-header">
         <span className="ais-title">AI Studio</span>
-        <Connection studio={props.studio} />
+        <ConnectionIndicator events={props.studio.events} />
       </div>
       {visible.map(panel => (
         <Section key={panel.id} id={panel.id} title={panel.title} studio={props.studio} open={open.has(panel.id)} onToggle={() => toggle(panel.id)} />

@@ -2,6 +2,9 @@
 import { ApiClient } from './api';
 import { EventsClient } from './events';
 
+/** What a sidebar row can open in the main area: a job's live monitor, a dataset's explorer. */
+export type MainAreaKind = 'monitor' | 'explorer';
+
 export type PanelId = 'jobs' | 'datasets' | 'models' | 'deployments' | 'agents' | 'usage';
 
 export const PANELS: { id: PanelId; title: string }[] = [
@@ -14,7 +17,7 @@ export const PANELS: { id: PanelId; title: string }[] = [
 ];
 
 export interface IStudioSettings {
-  /** Seconds between reloads of lists that have no live events; 0: never. */
+  /** Seconds between reloads of the lists (a fallback for the live ones); 0: never. */
   refreshInterval: number;
   visiblePanels: PanelId[];
   validateUploads: boolean;
@@ -32,6 +35,11 @@ export interface IStudio {
   settings: IStudioSettings;
   /** Puts code into the active notebook cell; false when there is no notebook to put it in. */
   insertSnippet(code: string): boolean;
+  /** Opens (or activates) the main-area table comparing `versions` of a model; absent outside Lab. */
+  compare?: (modelId: string, versions: number[], modelName?: string) => void;
+  /** Opens (or activates) a job's monitor or a dataset's explorer in the main area, without a
+   * kernel; absent outside Lab. */
+  open?: (kind: MainAreaKind, id: string, name: string) => void;
 }
 
 /** The code that loads a dataset by name, quoted as a Python string literal. */

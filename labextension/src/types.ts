@@ -144,3 +144,65 @@ export interface ModelVersion {
   metrics: Record<string, unknown>;
   created_at?: string;
 }
+
+/** One version's column of `GET /models/{id}/compare`. */
+export interface CompareColumn {
+  version: number;
+  stage: string;
+  created_at: string;
+  job_id?: string | null;
+}
+
+/** Versions side by side: every row holds one value per column, in `versions` order (null: absent). */
+export interface ModelCompare {
+  model_id: string;
+  versions: CompareColumn[];
+  metrics: Record<string, (number | null)[]>;
+  hyperparameters: Record<string, unknown[]>;
+  lineage: Record<string, unknown[]>;
+  /** 'hyperparameters.<key>' / 'lineage.<key>' rows whose values are not all equal. */
+  differs: string[];
+}
+
+export type AgentPlanner = 'react' | 'plan_and_execute' | 'single_shot';
+export const AGENT_PLANNERS: AgentPlanner[] = ['react', 'plan_and_execute', 'single_shot'];
+export type Visibility = 'private' | 'team' | 'public';
+
+export interface AgentLimits {
+  max_steps: number;
+  max_seconds: number;
+  max_tool_calls: number;
+  max_cost_usd: number;
+  max_gpus: number;
+}
+
+export interface Agent {
+  id: string;
+  owner: string;
+  name: string;
+  description: string;
+  instructions: string;
+  tools: string[];
+  planner: AgentPlanner;
+  llm: string | null;
+  limits: AgentLimits;
+  visibility: Visibility;
+  team: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** What `POST /agents` takes; the server fills in what is left out. */
+export interface AgentCreate {
+  name: string;
+  description?: string;
+  instructions?: string;
+  tools?: string[];
+  planner?: AgentPlanner;
+  llm?: string | null;
+  limits?: Partial<AgentLimits>;
+  visibility?: Visibility;
+  team?: string | null;
+}
+
+export type AgentUpdate = Partial<AgentCreate>;

@@ -60,6 +60,17 @@ class LabServer(LiveServer):
                 pass
         super().stop()
 
+    def restart(self, timeout: float = 120) -> LabServer:
+        """Stop, then start again on the same port with the same token, workdir and database
+        (the config file and cookie secret stay in the workdir): a browser left open sees the
+        server go away and come back. Jobs outlive it, as they outlive a real restart."""
+        self.stop()
+        self.start(timeout)
+        return self
+
+    def is_up(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def url(self, path: str = "") -> str:
         return f"{self.base}/{path.lstrip('/')}"
 

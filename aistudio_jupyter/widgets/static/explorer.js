@@ -3,6 +3,8 @@
 // browser, a page at a time into a small LRU cache, so scrolling ten million rows never goes
 // through the kernel. Only the rows in view are in the DOM; the scroll spacer stands for the rest.
 // Every value from the data or the dataset's owner becomes a text node (textContent), never markup.
+// Without a kernel (the sidebar's main-area tab) the model arrives with only the dataset's id and
+// name: this module then loads the same first state the kernel would, over REST.
 
 const EXPLORER_ROW_H = 26;        // px; fixed, so a row index maps to an offset and back
 const EXPLORER_VIEW_H = 416;      // px of rows in view (16 rows)
@@ -131,6 +133,8 @@ function renderExplorer({ model, el }) {
     stats: false,
     statCharts: [],
     destroyed: false,
+    // no version and no error from a kernel: nobody has loaded the first state yet
+    booting: !model.get('version') && !model.get('error'),
   };
 
   /* ---- layout ---- */
@@ -403,7 +407,7 @@ function renderExplorer({ model, el }) {
     for (let i = first; i < first + count; i += 1) add(i);
     add(first - EXPLORER_OVERSCAN); add(first + count + EXPLORER_OVERSCAN);
     st.wanted = wanted.filter((p) => !st.cache.has(p) && !(st.seed && st.seed.key === st.key && p * size >= st.seed.offset && Math.min((p + 1) * size, st.total) <= st.seed.offset + st.seed.rows.length));
-    scroller.dataset.state = st.failed ? 'error' : missing ? 'loading' : 'ready';
+    scroller.dataset.state = st.booting ? 'loading' : st.failed ? 'error' : missing ? 'loading' : 'ready';
     scroller.dataset.first = String(first);
     scroller.dataset.total = String(st.total);
     updateStatus(first, count);
@@ -411,6 +415,7 @@ function renderExplorer({ model, el }) {
   };
 
   const updateStatus = (first = Math.floor(st.top), count = Math.min(viewRows(), st.total - Math.floor(st.top))) => {
+    if (st.booting) { status.textContent = ''; loadingText.textContent = 'loading…'; return; }
     const shown = Math.max(0, Math.min(count, viewRows()));
     let text = explorerRange(first + 1, first + shown, st.total);
     if (model.get('filter')) text += ` (filtered from ${aisFormat.int(model.get('row_count'))})`;
@@ -547,6 +552,48 @@ function renderExplorer({ model, el }) {
     }
   };
 
+  /* ---- the first state without a kernel: the keys DatasetExplorer._load sets ---- */
+  const firstLoad = async () => {
+    st.booting = true;
+    st.failed = null;
+    aisClear(gridErrors);
+    scroller.dataset.state = 'loading';
+    updateStatus();
+    const q = query();
+    try {
+      const [record, page] = await Promise.all([
+        aisApi(`/datasets/${encodeURIComponent(datasetId())}`),
+        aisApi(rowsPath(), { params: { ...q, offset: Math.max(0, model.get('offset') || 0), limit: pageSize() }, timeoutMs: 60000 }),
+      ]);
+      // as in the kernel: an unfiltered page over every column gives the schema and the row count
+      const everything = q.filter || q.columns
+        ? await aisApi(rowsPath(), { params: { version: page.version, offset: 0, limit: 1 }, timeoutMs: 60000 })
+        : page;
+      if (st.destroyed) return;
+      if (keyOf(query()) !== keyOf(q)) { firstLoad(); return; } // the query changed meanwhile
+      st.booting = false;
+      const state = {
+        dataset_name: String(record.name || ''), description: String(record.description || ''),
+        version: everything.version, schema: everything.columns, row_count: everything.total_rows,
+        row_columns: page.columns, total_rows: page.total_rows, offset: page.offset, rows: page.rows,
+      };
+      for (const [name, value] of Object.entries(state)) model.set(name, value);
+      model.save_changes();
+      // statistics are extra: they follow the rows, and a failure leaves the Statistics button
+      const v = everything.version;
+      aisApi(`/datasets/${encodeURIComponent(datasetId())}/profile`, { params: { version: v }, timeoutMs: 300000 }).then((profile) => {
+        if (!st.destroyed && model.get('version') === v && !(model.get('profile') || {}).columns) commit({ profile });
+      }, () => {});
+    } catch (err) {
+      if (st.destroyed) return;
+      st.booting = false;
+      st.failed = err; // the grid shows its error state until Retry loads
+      aisClear(gridErrors);
+      gridErrors.appendChild(aisErrorBox(err, () => firstLoad()));
+      schedule();
+    }
+  };
+
   /* ---- following the model (the kernel's methods and this module's own commits) ---- */
   const fromModel = (changed) => {
     title.textContent = model.get('dataset_name') || model.get('dataset_id') || '';
@@ -586,6 +633,7 @@ function renderExplorer({ model, el }) {
 
   fromModel(new Set(names));
   requestAnimationFrame(() => setTop(st.top)); // the scroller has its size once attached
+  if (st.booting) firstLoad();
 
   return () => {
     st.destroyed = true;

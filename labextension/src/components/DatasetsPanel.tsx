@@ -1,9 +1,9 @@
 import React, { useEffect, useRef, useState } from 'react';
 import type { Upload } from 'tus-js-client';
 
-import { useDebounced, useLoad } from '../hooks';
+import { useDebounced, useLoad, useUserChanges, useUserEvents } from '../hooks';
 import { datasetSnippet, formatBytes, IStudio } from '../studio';
-import type { Dataset, Validation } from '../types';
+import type { Dataset, StudioEvent, Validation } from '../types';
 import { startUpload } from '../upload';
 import { ErrorBoundary } from './ErrorBoundary';
 
@@ -39,7 +39,7 @@ function validationLabel(v: Validation | null | undefined): string {
   return v.state;
 }
 
-function DatasetRow(props: { studio: IStudio; dataset: Dataset; onInserted: (ok: boolean) => void }): JSX.Element {
+function DatasetRow(props: { studio: IStudio; dataset: Dataset; live?: Validation; onInserted: (ok: boolean) => void }): JSX.Element {
   const { studio, dataset } = props;
   const [validation, setValidation] = useState<Validation | null | undefined>(undefined);
   const [tick, setTick] = useState(0);
@@ -53,16 +53,12 @@ function DatasetRow(props: { studio: IStudio; dataset: Dataset; onInserted: (ok:
       live = false;
     };
   }, [dataset.id, dataset.latest_version, tick]);
-  // a validation's progress is announced on the dataset's topic
-  useEffect(
-    () =>
-      studio.events.subscribe(`dataset:${dataset.id}`, event => {
-        if (event.type === 'validation' || event.type === 'version') {
-          setTick(t => t + 1);
-        }
-      }),
-    [dataset.id]
-  );
+  // its validation's progress comes through the list's one user:<me> subscription
+  useEffect(() => {
+    if (props.live) {
+      setValidation(props.live);
+    }
+  }, [props.live]);
   const label = validationLabel(validation);
   return (
     <li className="ais-row" data-testid={`ais-dataset-${dataset.id}`} data-name={dataset.name}>
@@ -78,6 +74,16 @@ function DatasetRow(props: { studio: IStudio; dataset: Dataset; onInserted: (ok:
         v{dataset.latest_version} · {formatBytes(dataset.size_bytes)} · {dataset.visibility}
       </div>
       <div className="ais-row-actions">
+        {studio.open && (
+          <button
+            className="jp-Button jp-mod-styled ais-small"
+            data-testid="ais-dataset-explore"
+            title="Open this dataset's rows and statistics in a tab (no kernel needed)"
+            onClick={() => studio.open?.('explorer', dataset.id, dataset.name)}
+          >
+            Explore
+          </button>
+        )}
         <button
           className="jp-Button jp-mod-styled ais-small"
           data-testid="ais-dataset-insert"
@@ -94,8 +100,23 @@ function DatasetRow(props: { studio: IStudio; dataset: Dataset; onInserted: (ok:
   );
 }
 
+/** A dataset was created, changed, given a version or deleted: the list reloads. */
+function listChanged(event: StudioEvent): boolean {
+  return event.data?.action !== 'validation';
+}
+
 function DatasetList(props: { studio: IStudio; q: string; version: number; onInserted: (ok: boolean) => void }): JSX.Element {
-  const listed = useLoad(() => props.studio.api.datasets({ q: props.q || undefined }), [props.q, props.version], props.studio.settings.refreshInterval);
+  // one subscription, user:<me>, for every row (made before the list is read): changes reload
+  // the list, a validation's progress patches its row without a request
+  const changes = useUserChanges(props.studio, ['dataset'], { accept: listChanged });
+  const [validations, setValidations] = useState<Map<string, Validation>>(() => new Map());
+  useUserEvents(props.studio, ['dataset'], event => {
+    const report = event.data?.validation;
+    if (event.data?.action === 'validation' && typeof event.data.id === 'string' && report) {
+      setValidations(current => new Map(current).set(event.data.id, report as Validation));
+    }
+  });
+  const listed = useLoad(() => props.studio.api.datasets({ q: props.q || undefined }), [props.q, props.version, changes], props.studio.settings.refreshInterval);
   const items = listed.data?.items ?? [];
   if (listed.data === undefined) {
     return <div className="ais-empty">Loading…</div>;
@@ -110,7 +131,7 @@ function DatasetList(props: { studio: IStudio; q: string; version: number; onIns
   return (
     <ul className="ais-list" data-testid="ais-dataset-list">
       {items.map(dataset => (
-        <DatasetRow key={dataset.id} studio={props.studio} dataset={dataset} onInserted={props.onInserted} />
+        <DatasetRow key={dataset.id} studio={props.studio} dataset={dataset} live={validations.get(dataset.id)} onInserted={props.onInserted} />
       ))}
     </ul>
   );

@@ -1,10 +1,10 @@
 import React, { useEffect, useRef, useState } from 'react';
 
 import { ApiError } from '../api';
-import { useLoad } from '../hooks';
+import { useLoad, useUserChanges } from '../hooks';
 import { predictExample } from '../predict';
 import { formatTime, IStudio } from '../studio';
-import type { Deployment } from '../types';
+import type { Deployment, StudioEvent } from '../types';
 
 function message(error: unknown): string {
   return error instanceof ApiError || error instanceof Error ? error.message : String(error);
@@ -180,9 +180,20 @@ export function notifyDeploymentsChanged(): void {
   changed.forEach(listener => listener());
 }
 
-/** The user's deployments: listed (and re-listed every refresh interval), each row live. */
+/** A deployment was created, changed or deleted: the list reloads. Its rows follow their own
+ * state, so the `state` events (a rollout sends many) need no reload. */
+function listChanged(event: StudioEvent): boolean {
+  return event.data?.action !== 'state';
+}
+
+/**
+ * The user's deployments: listed, re-listed when `user:<me>` announces a created, changed or
+ * deleted deployment (and every refresh interval, as a fallback), each row live.
+ */
 export function DeploymentsPanel(props: { studio: IStudio }): JSX.Element {
-  const listed = useLoad(() => props.studio.api.deployments(), [], props.studio.settings.refreshInterval);
+  // subscribed before the list is read, so a change in between is not missed
+  const changes = useUserChanges(props.studio, ['deployment'], { accept: listChanged });
+  const listed = useLoad(() => props.studio.api.deployments(), [changes], props.studio.settings.refreshInterval);
   useEffect(() => {
     changed.add(listed.reload);
     return () => {

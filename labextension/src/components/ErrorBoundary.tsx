@@ -2,11 +2,23 @@ import React from 'react';
 
 import { ApiError } from '../api';
 
+type RetryOn = (retry: () => void) => () => void;
+
+/** An outer boundary's `retryOn`, inherited by the boundaries a panel nests inside itself. */
+const RetryOnContext = React.createContext<RetryOn | undefined>(undefined);
+
 interface IProps {
   /** Which panel this guards, for the message and the test ids. */
   name: string;
   /** A change of any of these clears a shown error (a new search, a new filter). */
   resetKeys?: unknown[];
+  /**
+   * Subscribes to a moment worth retrying at (the events socket live again after an outage);
+   * returns the unsubscribe. A shown error that may pass (network, 5xx, 429) is then retried
+   * without the user's click; one that will not (403, 422) stays. Inherited by nested
+   * boundaries that set none.
+   */
+  retryOn?: RetryOn;
   children?: React.ReactNode;
 }
 
@@ -55,10 +67,33 @@ export function ErrorBox(props: { name: string; error: unknown; onRetry?: () => 
 
 /** Catches whatever a panel throws while rendering (a failed load included) and offers Retry. */
 export class ErrorBoundary extends React.Component<IProps, IState> {
+  static contextType = RetryOnContext;
+  declare context: React.ContextType<typeof RetryOnContext>;
   state: IState = { error: null, attempt: 0 };
 
   static getDerivedStateFromError(error: Error): Partial<IState> {
     return { error };
+  }
+
+  private _stopRetryOn: (() => void) | null = null;
+
+  componentDidMount(): void {
+    this._stopRetryOn =
+      this._retryOn()?.(() => {
+        const { error } = this.state;
+        if (error instanceof ApiError && error.retryable) {
+          this.retry();
+        }
+      }) ?? null;
+  }
+
+  private _retryOn(): RetryOn | undefined {
+    return this.props.retryOn ?? this.context;
+  }
+
+  componentWillUnmount(): void {
+    this._stopRetryOn?.();
+    this._stopRetryOn = null;
   }
 
   componentDidUpdate(previous: IProps): void {
@@ -83,6 +118,10 @@ export class ErrorBoundary extends React.Component<IProps, IState> {
     if (this.state.error) {
       return <ErrorBox name={this.props.name} error={this.state.error} onRetry={this.retry} />;
     }
-    return <React.Fragment key={this.state.attempt}>{this.props.children}</React.Fragment>;
+    return (
+      <RetryOnContext.Provider value={this._retryOn()}>
+        <React.Fragment key={this.state.attempt}>{this.props.children}</React.Fragment>
+      </RetryOnContext.Provider>
+    );
   }
 }

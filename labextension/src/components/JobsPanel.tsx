@@ -1,6 +1,5 @@
 import React, { useEffect, useMemo, useState } from 'react';
 
-import { ApiError } from '../api';
 import { useLoad } from '../hooks';
 import { formatTime, IStudio } from '../studio';
 import { Job, JOB_STATES, JobLog, TERMINAL_STATES } from '../types';
@@ -36,7 +35,10 @@ function JobLogs(props: { studio: IStudio; job: Job }): JSX.Element {
   useEffect(() => {
     let pending: ReturnType<typeof setTimeout> | null = null;
     const stop = props.studio.events.subscribe(`job:${props.job.id}`, event => {
-      if (event.type === 'log' && event.data?.stream === stream && pending === null) {
+      if ((event.type === 'log' && event.data?.stream === stream) || event.type === 'resync') {
+        if (pending !== null) {
+          return;
+        }
         pending = setTimeout(() => {
           pending = null;
           setTick(t => t + 1);
@@ -78,6 +80,8 @@ function JobRow(props: { studio: IStudio; job: Job; onChange: (job: Job) => void
   const [error, setError] = useState<unknown>(null);
   const [showLogs, setShowLogs] = useState(false);
   const finished = TERMINAL_STATES.includes(job.state);
+  // a failed action was about the state it was tried in: a new state makes it moot
+  useEffect(() => setError(null), [job.state]);
   const cancel = async (): Promise<void> => {
     setBusy(true);
     setError(null);
@@ -105,6 +109,16 @@ function JobRow(props: { studio: IStudio; job: Job; onChange: (job: Job) => void
         {job.exit_reason ? ` · ${job.exit_reason}` : ''}
       </div>
       <div className="ais-row-actions">
+        {props.studio.open && (
+          <button
+            className="jp-Button jp-mod-styled ais-small"
+            data-testid="ais-job-monitor"
+            title="Open this job's live curves, progress and log in a tab (no kernel needed)"
+            onClick={() => props.studio.open?.('monitor', job.id, job.name || job.id)}
+          >
+            Monitor
+          </button>
+        )}
         <button className="jp-Button jp-mod-styled ais-small" data-testid="ais-job-logs" onClick={() => setShowLogs(s => !s)}>
           {showLogs ? 'Hide logs' : 'Logs'}
         </button>
@@ -115,8 +129,9 @@ function JobRow(props: { studio: IStudio; job: Job; onChange: (job: Job) => void
         )}
       </div>
       {error !== null && (
-        <div className="ais-inline-error" role="alert" data-testid="ais-job-action-error">
-          {error instanceof ApiError ? error.message : String(error)}
+        // the server's words (or why it could not be reached), and the same action again
+        <div data-testid="ais-job-action-error">
+          <ErrorBox name="job-action" error={error} onRetry={cancel} />
         </div>
       )}
       {showLogs && <JobLogs studio={props.studio} job={job} />}
@@ -151,6 +166,11 @@ export function JobsPanel(props: { studio: IStudio }): JSX.Element {
     return studio.events.subscribe(`user:${username}`, event => {
       if (event.type === 'job' && event.data && typeof event.data.id === 'string') {
         upsert(event.data as Job);
+      } else if (event.type === 'resync') {
+        // events were missed for good (pruned, or a server on a fresh database): what is
+        // shown may hold jobs that no longer exist, so it is replaced by a new listing
+        setJobs(new Map());
+        listed.reload();
       }
     });
   }, [username]);

@@ -1,7 +1,7 @@
 import React, { useState } from 'react';
 
 import { ApiError } from '../api';
-import { useLoad } from '../hooks';
+import { useLoad, useUserChanges } from '../hooks';
 import { formatTime, IStudio } from '../studio';
 import type { Model, ModelVersion } from '../types';
 import { ErrorBox } from './ErrorBoundary';
@@ -21,7 +21,7 @@ export function keyMetrics(metrics: Record<string, unknown>, count = 3): string 
     .join(' · ');
 }
 
-function VersionRow(props: { studio: IStudio; model: Model; version: ModelVersion }): JSX.Element {
+function VersionRow(props: { studio: IStudio; model: Model; version: ModelVersion; selected: boolean; onSelect: (selected: boolean) => void }): JSX.Element {
   const { model, version } = props;
   const [busy, setBusy] = useState(false);
   const [notice, setNotice] = useState<string | null>(null);
@@ -43,7 +43,16 @@ function VersionRow(props: { studio: IStudio; model: Model; version: ModelVersio
   return (
     <li className="ais-version" data-testid={`ais-model-version-${version.version}`}>
       <div className="ais-row-main">
-        <span className="ais-name">v{version.version}</span>
+        <label className="ais-name">
+          <input
+            type="checkbox"
+            data-testid="ais-model-version-select"
+            aria-label={`Select v${version.version} to compare`}
+            checked={props.selected}
+            onChange={e => props.onSelect(e.target.checked)}
+          />
+          v{version.version}
+        </label>
         <span className={`ais-badge ais-stage-${version.stage}`} data-testid="ais-model-version-stage">
           {version.stage}
         </span>
@@ -71,6 +80,9 @@ function VersionRow(props: { studio: IStudio; model: Model; version: ModelVersio
 function Versions(props: { studio: IStudio; model: Model }): JSX.Element {
   const [tick, setTick] = useState(0);
   const [state, setState] = useState<{ data?: ModelVersion[]; error?: unknown }>({});
+  const [selected, setSelected] = useState<number[]>([]);
+  const select = (version: number, on: boolean): void =>
+    setSelected(current => (on ? Array.from(new Set([...current, version])).sort((a, b) => a - b) : current.filter(v => v !== version)));
   React.useEffect(() => {
     let live = true;
     props.studio.api.modelVersions(props.model.id).then(
@@ -80,19 +92,44 @@ function Versions(props: { studio: IStudio; model: Model }): JSX.Element {
     return () => {
       live = false;
     };
-  }, [props.model.id, props.model.latest_version, tick]);
+  }, [props.model.id, props.model.latest_version, props.model.updated_at, tick]);
   if (state.error) {
     return <ErrorBox name="model-versions" error={state.error} onRetry={() => setTick(t => t + 1)} />;
   }
   if (!state.data) {
     return <div className="ais-empty">Loading…</div>;
   }
+  const compare = props.studio.compare;
+  // a version deleted since it was ticked is not compared (the API would answer 404)
+  const chosen = selected.filter(v => state.data!.some(row => row.version === v));
   return (
-    <ul className="ais-versions" data-testid="ais-model-versions">
-      {state.data.map(version => (
-        <VersionRow key={version.id} studio={props.studio} model={props.model} version={version} />
-      ))}
-    </ul>
+    <div>
+      <ul className="ais-versions" data-testid="ais-model-versions">
+        {state.data.map(version => (
+          <VersionRow
+            key={version.id}
+            studio={props.studio}
+            model={props.model}
+            version={version}
+            selected={chosen.includes(version.version)}
+            onSelect={on => select(version.version, on)}
+          />
+        ))}
+      </ul>
+      {state.data.length > 1 && (
+        <div className="ais-row-actions">
+          <button
+            className="jp-Button jp-mod-styled ais-small"
+            data-testid="ais-model-compare"
+            disabled={!compare || chosen.length < 2}
+            title={chosen.length < 2 ? 'Tick two or more versions to compare them' : undefined}
+            onClick={() => compare?.(props.model.id, chosen, props.model.name)}
+          >
+            {chosen.length < 2 ? 'Compare' : `Compare ${chosen.length} versions`}
+          </button>
+        </div>
+      )}
+    </div>
   );
 }
 
@@ -118,9 +155,12 @@ function ModelRow(props: { studio: IStudio; model: Model }): JSX.Element {
   );
 }
 
-/** The model registry: each model with its versions (stage, key metrics) and a Deploy button. */
+/** The model registry: each model with its versions (stage, key metrics), a Deploy button, and
+ * Compare for the ticked versions. */
 export function ModelsPanel(props: { studio: IStudio }): JSX.Element {
-  const listed = useLoad(() => props.studio.api.models(), [], props.studio.settings.refreshInterval);
+  // live from `model` events on user:<me> (registered, staged, deleted), subscribed before listing
+  const changes = useUserChanges(props.studio, ['model']);
+  const listed = useLoad(() => props.studio.api.models(), [changes], props.studio.settings.refreshInterval);
   if (!listed.data) {
     return <div className="ais-empty">Loading…</div>;
   }
