@@ -7,14 +7,12 @@
  */
 import React from 'react';
 import { act } from 'react';
-import { createRoot, Root } from 'react-dom/client';
 
 import { ApiError } from '../api';
 import { AgentsPanel, fieldErrors, parseTools } from '../components/AgentsPanel';
 import { DEFAULT_SETTINGS, IStudio } from '../studio';
 import type { Agent } from '../types';
-
-(globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
+import { byTestId, domFixture, flush, queryTestId } from './dom';
 
 const LIMITS = { max_steps: 25, max_seconds: 600, max_tool_calls: 50, max_cost_usd: 1, max_gpus: 0 };
 
@@ -37,37 +35,7 @@ function agent(id: string, name: string, extra: Partial<Agent> = {}): Agent {
   };
 }
 
-let container: HTMLDivElement;
-let root: Root;
-
-beforeEach(() => {
-  container = document.createElement('div');
-  document.body.appendChild(container);
-  root = createRoot(container);
-});
-
-afterEach(() => {
-  act(() => root.unmount());
-  container.remove();
-});
-
-function byTestId(id: string, within: ParentNode = container): HTMLElement {
-  const found = within.querySelector(`[data-testid="${id}"]`);
-  if (!found) {
-    throw new Error(`no ${id}`);
-  }
-  return found as HTMLElement;
-}
-
-function query(id: string, within: ParentNode = container): HTMLElement | null {
-  return within.querySelector(`[data-testid="${id}"]`);
-}
-
-async function flush(): Promise<void> {
-  await act(async () => {
-    await new Promise(resolve => setTimeout(resolve, 0));
-  });
-}
+const dom = domFixture();
 
 /** Types into a controlled input or textarea the way React notices. */
 function type(element: HTMLElement, value: string): void {
@@ -118,7 +86,7 @@ test('create shows the 422 under the field it names, then creates and lists the 
       )
       .mockResolvedValueOnce(created)
   };
-  act(() => root.render(<AgentsPanel studio={studioWith(api)} />));
+  act(() => dom.root.render(<AgentsPanel studio={studioWith(api)} />));
   await flush();
   expect(byTestId('ais-agents-empty').textContent).toBe('No agents defined yet.');
   act(() => byTestId('ais-agent-new').click());
@@ -131,14 +99,14 @@ test('create shows the 422 under the field it names, then creates and lists the 
     expect.objectContaining({ name: 'triage', instructions: 'Sort the tickets.', tools: ['search', 'Python', 'Run'], planner: 'react', visibility: 'private', limits: LIMITS })
   );
   expect(byTestId('ais-agent-error-tools').textContent).toContain('tools.1');
-  expect(query('ais-agent-error-name')).toBeNull();
+  expect(queryTestId('ais-agent-error-name')).toBeNull();
   // still open with what was typed, for a fix
   expect((byTestId('ais-agent-name') as HTMLInputElement).value).toBe('triage');
 
   type(byTestId('ais-agent-tools'), 'search, python.run');
   act(() => byTestId('ais-agent-create').click());
   await flush();
-  expect(query('ais-agent-form')).toBeNull();
+  expect(queryTestId('ais-agent-form')).toBeNull();
   expect(byTestId('ais-agent-notice').textContent).toBe('Created triage');
   const row = byTestId('ais-agent-agt_2');
   act(() => byTestId('ais-agent-toggle', row).click());
@@ -152,7 +120,7 @@ test('delete asks first; only the confirmation deletes', async () => {
     agents: jest.fn().mockResolvedValueOnce([doomed]).mockResolvedValue([]),
     deleteAgent: jest.fn().mockResolvedValue(undefined)
   };
-  act(() => root.render(<AgentsPanel studio={studioWith(api)} />));
+  act(() => dom.root.render(<AgentsPanel studio={studioWith(api)} />));
   await flush();
   const row = byTestId('ais-agent-agt_1');
   act(() => byTestId('ais-agent-toggle', row).click());
@@ -160,14 +128,14 @@ test('delete asks first; only the confirmation deletes', async () => {
   expect(api.deleteAgent).not.toHaveBeenCalled();
   expect(byTestId('ais-agent-confirm', row).textContent).toContain('Delete doomed?');
   act(() => byTestId('ais-agent-delete-cancel', row).click());
-  expect(query('ais-agent-confirm', row)).toBeNull();
+  expect(queryTestId('ais-agent-confirm', row)).toBeNull();
   expect(api.deleteAgent).not.toHaveBeenCalled();
 
   act(() => byTestId('ais-agent-delete', row).click());
   act(() => byTestId('ais-agent-delete-confirm', row).click());
   await flush();
   expect(api.deleteAgent).toHaveBeenCalledWith('agt_1');
-  expect(query('ais-agent-agt_1')).toBeNull();
+  expect(queryTestId('ais-agent-agt_1')).toBeNull();
   expect(byTestId('ais-agents-empty')).toBeTruthy();
 });
 
@@ -175,7 +143,7 @@ test('edit changes instructions and description; instructions stay text, never m
   const original = agent('agt_1', 'writer', { instructions: '<b>bold</b>' });
   const saved = { ...original, instructions: '<img src=x onerror=alert(1)>', description: 'writes' };
   const api = { agents: jest.fn().mockResolvedValue([original]), updateAgent: jest.fn().mockResolvedValue(saved) };
-  act(() => root.render(<AgentsPanel studio={studioWith(api)} />));
+  act(() => dom.root.render(<AgentsPanel studio={studioWith(api)} />));
   await flush();
   const row = byTestId('ais-agent-agt_1');
   act(() => byTestId('ais-agent-toggle', row).click());
@@ -194,21 +162,21 @@ test('edit changes instructions and description; instructions stay text, never m
 test("another user's shared agent is read-only", async () => {
   const shared = agent('agt_9', 'team helper', { owner: 'bob', visibility: 'public' });
   const api = { agents: jest.fn().mockResolvedValue([shared]) };
-  act(() => root.render(<AgentsPanel studio={studioWith(api)} />));
+  act(() => dom.root.render(<AgentsPanel studio={studioWith(api)} />));
   await flush();
   const row = byTestId('ais-agent-agt_9');
   expect(byTestId('ais-agent-shared', row).textContent).toBe('bob');
   act(() => byTestId('ais-agent-toggle', row).click());
   expect(byTestId('ais-agent-readonly', row).textContent).toContain('read-only');
-  expect(query('ais-agent-edit', row)).toBeNull();
-  expect(query('ais-agent-delete', row)).toBeNull();
+  expect(queryTestId('ais-agent-edit', row)).toBeNull();
+  expect(queryTestId('ais-agent-delete', row)).toBeNull();
 });
 
 test('the search asks the API by name', async () => {
   jest.useFakeTimers();
   try {
     const api = { agents: jest.fn().mockResolvedValue([]) };
-    act(() => root.render(<AgentsPanel studio={studioWith(api)} />));
+    act(() => dom.root.render(<AgentsPanel studio={studioWith(api)} />));
     type(byTestId('ais-agent-search'), 'tri');
     await act(async () => {
       jest.advanceTimersByTime(400);

@@ -6,15 +6,13 @@
  */
 import React from 'react';
 import { act } from 'react';
-import { createRoot, Root } from 'react-dom/client';
 import type { Widget } from '@lumino/widgets';
 
 import { bestColumns, CompareTable, CompareView, compareKey, compareOpener, compareRows, lowerIsBetter } from '../components/CompareView';
 import { ModelsPanel } from '../components/ModelsPanel';
 import { DEFAULT_SETTINGS, IStudio } from '../studio';
 import type { ModelCompare } from '../types';
-
-(globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
+import { byTestId, domFixture, flush } from './dom';
 
 const DATA: ModelCompare = {
   model_id: 'mdl_1',
@@ -58,33 +56,7 @@ test('compareRows: metrics differ by value, the rest as the API says', () => {
   expect(rows['metrics.loss'].best).toEqual([0]);
 });
 
-let container: HTMLDivElement;
-let root: Root;
-
-beforeEach(() => {
-  container = document.createElement('div');
-  document.body.appendChild(container);
-  root = createRoot(container);
-});
-
-afterEach(() => {
-  act(() => root.unmount());
-  container.remove();
-});
-
-function byTestId(id: string, within: ParentNode = container): HTMLElement {
-  const found = within.querySelector(`[data-testid="${id}"]`);
-  if (!found) {
-    throw new Error(`no ${id}`);
-  }
-  return found as HTMLElement;
-}
-
-async function flush(): Promise<void> {
-  await act(async () => {
-    await new Promise(resolve => setTimeout(resolve, 0));
-  });
-}
+const dom = domFixture();
 
 function cells(row: HTMLElement): { text: string; best: boolean }[] {
   return Array.from(row.querySelectorAll('[data-testid="ais-compare-cell"]')).map(cell => ({
@@ -94,7 +66,7 @@ function cells(row: HTMLElement): { text: string; best: boolean }[] {
 }
 
 test('the table marks differing rows and the best value of each metric', () => {
-  act(() => root.render(<CompareTable data={DATA} onlyDifferences={false} />));
+  act(() => dom.root.render(<CompareTable data={DATA} onlyDifferences={false} />));
   expect(byTestId('ais-compare-column-2').textContent).toContain('production');
   const acc = byTestId('ais-compare-row-metrics.acc');
   expect(acc.getAttribute('data-differs')).toBe('true');
@@ -116,14 +88,14 @@ test('the table marks differing rows and the best value of each metric', () => {
 
 test('CompareView loads the versions asked for; "only differences" hides equal rows', async () => {
   const api = { compareVersions: jest.fn().mockResolvedValue(DATA) };
-  act(() => root.render(<CompareView api={api} modelId="mdl_1" modelName="iris" versions={[1, 2]} />));
+  act(() => dom.root.render(<CompareView api={api} modelId="mdl_1" modelName="iris" versions={[1, 2]} />));
   await flush();
   expect(api.compareVersions).toHaveBeenCalledWith('mdl_1', [1, 2]);
-  expect(container.querySelector('[data-testid="ais-compare-row-metrics.f1"]')).not.toBeNull();
+  expect(dom.container.querySelector('[data-testid="ais-compare-row-metrics.f1"]')).not.toBeNull();
   act(() => byTestId('ais-compare-only-differences').click());
-  expect(container.querySelector('[data-testid="ais-compare-row-metrics.f1"]')).toBeNull();
-  expect(container.querySelector('[data-testid="ais-compare-row-hyperparameters.epochs"]')).toBeNull();
-  expect(container.querySelector('[data-testid="ais-compare-row-hyperparameters.lr"]')).not.toBeNull();
+  expect(dom.container.querySelector('[data-testid="ais-compare-row-metrics.f1"]')).toBeNull();
+  expect(dom.container.querySelector('[data-testid="ais-compare-row-hyperparameters.epochs"]')).toBeNull();
+  expect(dom.container.querySelector('[data-testid="ais-compare-row-hyperparameters.lr"]')).not.toBeNull();
 });
 
 test('the Models panel compares the ticked versions', async () => {
@@ -142,7 +114,7 @@ test('the Models panel compares the ticked versions', async () => {
     insertSnippet: () => false,
     compare
   } as unknown as IStudio;
-  act(() => root.render(<ModelsPanel studio={studio} />));
+  act(() => dom.root.render(<ModelsPanel studio={studio} />));
   await flush();
   act(() => byTestId('ais-model-versions-toggle').click());
   await flush();

@@ -6,39 +6,21 @@
  */
 import React from 'react';
 import { act } from 'react';
-import { createRoot, Root } from 'react-dom/client';
 
 import { ApiError } from '../api';
 import { ErrorBoundary } from '../components/ErrorBoundary';
 import { useLoad } from '../hooks';
+import { byTestId, domFixture, flush, queryTestId } from './dom';
 
-(globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
-
-let container: HTMLDivElement;
-let root: Root;
+const dom = domFixture();
 
 beforeEach(() => {
-  container = document.createElement('div');
-  document.body.appendChild(container);
-  root = createRoot(container);
   jest.spyOn(console, 'error').mockImplementation(() => undefined);
 });
 
 afterEach(() => {
-  act(() => root.unmount());
-  container.remove();
   jest.restoreAllMocks();
 });
-
-function byTestId(id: string): HTMLElement | null {
-  return container.querySelector(`[data-testid="${id}"]`);
-}
-
-async function flush(): Promise<void> {
-  await act(async () => {
-    await new Promise(resolve => setTimeout(resolve, 0));
-  });
-}
 
 function Loader(props: { load: () => Promise<string> }): JSX.Element {
   const { data } = useLoad(props.load, []);
@@ -52,7 +34,7 @@ test('a failed load shows the envelope message as text, and Retry loads again', 
     .mockRejectedValueOnce(new ApiError({ status: 503, code: 'unavailable', message: `Database down ${markup}`, requestId: 'r-9' }))
     .mockResolvedValueOnce('three datasets');
   act(() =>
-    root.render(
+    dom.root.render(
       <div>
         <ErrorBoundary name="datasets">
           <Loader load={load} />
@@ -64,19 +46,19 @@ test('a failed load shows the envelope message as text, and Retry loads again', 
     )
   );
   await flush();
-  const error = byTestId('ais-error-datasets');
+  const error = queryTestId('ais-error-datasets');
   expect(error).not.toBeNull();
-  expect(byTestId('ais-error-message')!.textContent).toBe(`Database down ${markup}`);
+  expect(byTestId('ais-error-message').textContent).toBe(`Database down ${markup}`);
   expect(error!.textContent).toContain('AI Studio is unavailable');
   expect(error!.textContent).toContain('request r-9');
   // the user-controlled string stayed text: no element was created from it
-  expect(container.querySelector('img')).toBeNull();
-  expect(byTestId('sibling')!.textContent).toBe('jobs fine');
+  expect(dom.container.querySelector('img')).toBeNull();
+  expect(byTestId('sibling').textContent).toBe('jobs fine');
 
-  act(() => byTestId('ais-retry')!.click());
+  act(() => byTestId('ais-retry').click());
   await flush();
-  expect(byTestId('ais-error-datasets')).toBeNull();
-  expect(byTestId('loaded')!.textContent).toBe('three datasets');
+  expect(queryTestId('ais-error-datasets')).toBeNull();
+  expect(byTestId('loaded').textContent).toBe('three datasets');
   expect(load).toHaveBeenCalledTimes(2);
 });
 
@@ -85,15 +67,15 @@ test('a render crash that is not an API error still shows a message, not a blank
     throw new TypeError("Cannot read properties of undefined (reading 'items')");
   }
   act(() =>
-    root.render(
+    dom.root.render(
       <ErrorBoundary name="models">
         <Broken />
       </ErrorBoundary>
     )
   );
   await flush();
-  expect(byTestId('ais-error-models')!.textContent).toContain('Something went wrong');
-  expect(byTestId('ais-error-message')!.textContent).toContain("reading 'items'");
+  expect(byTestId('ais-error-models').textContent).toContain('Something went wrong');
+  expect(byTestId('ais-error-message').textContent).toContain("reading 'items'");
 });
 
 test('changing a reset key clears the error without Retry', async () => {
@@ -109,11 +91,11 @@ test('changing a reset key clears the error without Retry', async () => {
       <Search q={q} />
     </ErrorBoundary>
   );
-  act(() => root.render(view('toolong')));
+  act(() => dom.root.render(view('toolong')));
   await flush();
-  expect(byTestId('ais-error-message')!.textContent).toBe('q: too long');
-  act(() => root.render(view('ok')));
+  expect(byTestId('ais-error-message').textContent).toBe('q: too long');
+  act(() => dom.root.render(view('ok')));
   await flush();
-  expect(byTestId('ais-error-list')).toBeNull();
-  expect(byTestId('results')!.textContent).toBe('results for ok');
+  expect(queryTestId('ais-error-list')).toBeNull();
+  expect(byTestId('results').textContent).toBe('results for ok');
 });

@@ -8,7 +8,6 @@
  */
 import React from 'react';
 import { act } from 'react';
-import { createRoot, Root } from 'react-dom/client';
 
 import { ApiError } from '../api';
 import { clockTime, ConnectionIndicator, StaleNote } from '../components/Connection';
@@ -18,8 +17,7 @@ import type { ConnectionState } from '../events';
 import { useLoad, useUserChanges } from '../hooks';
 import { DEFAULT_SETTINGS, IStudio } from '../studio';
 import type { Job, StudioEvent } from '../types';
-
-(globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
+import { byTestId, domFixture, flush, queryTestId } from './dom';
 
 /** The events client's connection surface, driven by the test. */
 class FakeEvents {
@@ -62,44 +60,28 @@ class FakeEvents {
   }
 }
 
-let container: HTMLDivElement;
-let root: Root;
+const dom = domFixture();
 let events: FakeEvents;
 
 beforeEach(() => {
-  container = document.createElement('div');
-  document.body.appendChild(container);
-  root = createRoot(container);
   events = new FakeEvents();
   jest.spyOn(console, 'error').mockImplementation(() => undefined);
 });
 
 afterEach(() => {
-  act(() => root.unmount());
-  container.remove();
   jest.restoreAllMocks();
 });
 
-function byTestId(id: string): HTMLElement | null {
-  return container.querySelector(`[data-testid="${id}"]`);
-}
-
-async function flush(): Promise<void> {
-  await act(async () => {
-    await new Promise(resolve => setTimeout(resolve, 0));
-  });
-}
-
 test('the indicator follows the connection, and a click while down retries at once', () => {
-  act(() => root.render(<ConnectionIndicator events={events as any} />));
-  expect(byTestId('ais-connection')!.textContent).toBe('connecting…');
+  act(() => dom.root.render(<ConnectionIndicator events={events as any} />));
+  expect(byTestId('ais-connection').textContent).toBe('connecting…');
   act(() => events.set('open'));
-  expect(byTestId('ais-connection')!.textContent).toBe('live');
-  expect(byTestId('ais-connection')!.tagName).toBe('SPAN');
+  expect(byTestId('ais-connection').textContent).toBe('live');
+  expect(byTestId('ais-connection').tagName).toBe('SPAN');
 
   const lost = new Date(2026, 0, 2, 14, 5);
   act(() => events.set('reconnecting', lost));
-  const indicator = byTestId('ais-connection')!;
+  const indicator = byTestId('ais-connection');
   expect(indicator.textContent).toBe('reconnecting…');
   expect(indicator.getAttribute('data-state')).toBe('reconnecting');
   expect(indicator.title).toContain(clockTime(lost));
@@ -107,22 +89,22 @@ test('the indicator follows the connection, and a click while down retries at on
   expect(events.reconnectNow).toHaveBeenCalledTimes(1);
 
   act(() => events.set('closed'));
-  expect(byTestId('ais-connection')!.textContent).toBe('offline');
+  expect(byTestId('ais-connection').textContent).toBe('offline');
   act(() => events.set('open', null));
-  expect(byTestId('ais-connection')!.textContent).toBe('live');
+  expect(byTestId('ais-connection').textContent).toBe('live');
 });
 
 test('an open panel says its data is from before the outage, and stops saying so when live', () => {
-  act(() => root.render(<StaleNote events={events as any} name="jobs" />));
+  act(() => dom.root.render(<StaleNote events={events as any} name="jobs" />));
   // never connected yet: nothing was shown live, so nothing is stale
-  expect(byTestId('ais-stale-jobs')).toBeNull();
+  expect(queryTestId('ais-stale-jobs')).toBeNull();
   act(() => events.set('open'));
-  expect(byTestId('ais-stale-jobs')).toBeNull();
+  expect(queryTestId('ais-stale-jobs')).toBeNull();
   const lost = new Date(2026, 0, 2, 9, 41);
   act(() => events.set('reconnecting', lost));
-  expect(byTestId('ais-stale-jobs')!.textContent).toBe(`offline — showing data from ${clockTime(lost)}`);
+  expect(byTestId('ais-stale-jobs').textContent).toBe(`offline — showing data from ${clockTime(lost)}`);
   act(() => events.set('open', null));
-  expect(byTestId('ais-stale-jobs')).toBeNull();
+  expect(queryTestId('ais-stale-jobs')).toBeNull();
 });
 
 function Loader(props: { load: () => Promise<string> }): JSX.Element {
@@ -137,7 +119,7 @@ test('a load that failed for the outage loads again when the socket is back; a 4
   const invalid = jest.fn<Promise<string>, []>().mockRejectedValue(refused);
   const nested = jest.fn<Promise<string>, []>().mockRejectedValueOnce(unreachable).mockResolvedValue('nested back');
   act(() =>
-    root.render(
+    dom.root.render(
       <div>
         <ErrorBoundary name="jobs" retryOn={retry => events.onReconnect(retry)}>
           <Loader load={outage} />
@@ -155,21 +137,21 @@ test('a load that failed for the outage loads again when the socket is back; a 4
     )
   );
   await flush();
-  expect(byTestId('ais-error-jobs')!.textContent).toContain('AI Studio is unreachable');
-  expect(byTestId('ais-error-jobs')!.querySelector('[data-testid="ais-retry"]')).not.toBeNull();
-  expect(byTestId('ais-error-datasets')).not.toBeNull();
-  expect(byTestId('ais-error-model-list')).not.toBeNull();
+  expect(byTestId('ais-error-jobs').textContent).toContain('AI Studio is unreachable');
+  expect(byTestId('ais-error-jobs').querySelector('[data-testid="ais-retry"]')).not.toBeNull();
+  expect(queryTestId('ais-error-datasets')).not.toBeNull();
+  expect(queryTestId('ais-error-model-list')).not.toBeNull();
 
   act(() => events.set('reconnecting', new Date()));
   act(() => events.set('open', null));
   await flush();
-  expect(byTestId('ais-error-jobs')).toBeNull();
-  expect(container.textContent).toContain('back');
+  expect(queryTestId('ais-error-jobs')).toBeNull();
+  expect(dom.container.textContent).toContain('back');
   expect(outage).toHaveBeenCalledTimes(2);
-  expect(byTestId('ais-error-model-list')).toBeNull();
-  expect(container.textContent).toContain('nested back');
+  expect(queryTestId('ais-error-model-list')).toBeNull();
+  expect(dom.container.textContent).toContain('nested back');
   // the server's refusal does not pass with the connection: it stays until the user acts
-  expect(byTestId('ais-error-datasets')).not.toBeNull();
+  expect(queryTestId('ais-error-datasets')).not.toBeNull();
   expect(invalid).toHaveBeenCalledTimes(1);
 });
 
@@ -187,21 +169,21 @@ test('the Jobs panel lists again, from scratch, when its topic missed events for
     jobs: jest.fn().mockImplementation(() => Promise.resolve(pages.shift()))
   };
   const studio = { api, events, settings: { ...DEFAULT_SETTINGS, refreshInterval: 0 }, insertSnippet: () => false } as unknown as IStudio;
-  act(() => root.render(<JobsPanel studio={studio} />));
+  act(() => dom.root.render(<JobsPanel studio={studio} />));
   await flush();
   await flush();
-  expect(byTestId('ais-job-j1')!.getAttribute('data-state')).toBe('running');
-  expect(byTestId('ais-job-gone')).not.toBeNull();
+  expect(byTestId('ais-job-j1').getAttribute('data-state')).toBe('running');
+  expect(queryTestId('ais-job-gone')).not.toBeNull();
   expect(events.topics.get('user:alice')?.size).toBe(1);
 
   act(() => events.emit('user:alice', 'resync', { reason: 'reset' }));
   await flush();
   await flush();
   expect(api.jobs).toHaveBeenCalledTimes(2);
-  expect(byTestId('ais-job-j1')!.getAttribute('data-state')).toBe('canceled');
-  expect(byTestId('ais-job-j2')).not.toBeNull();
+  expect(byTestId('ais-job-j1').getAttribute('data-state')).toBe('canceled');
+  expect(queryTestId('ais-job-j2')).not.toBeNull();
   // a job the new listing does not have is not kept from the old one
-  expect(byTestId('ais-job-gone')).toBeNull();
+  expect(queryTestId('ais-job-gone')).toBeNull();
 });
 
 test('a failed cancel shows why, with Retry doing the cancel again', async () => {
@@ -214,18 +196,18 @@ test('a failed cancel shows why, with Retry doing the cancel again', async () =>
       .mockResolvedValueOnce(job('j1', 'canceled', '2026-01-01T00:01:00Z'))
   };
   const studio = { api, events, settings: { ...DEFAULT_SETTINGS, refreshInterval: 0 }, insertSnippet: () => false } as unknown as IStudio;
-  act(() => root.render(<JobsPanel studio={studio} />));
+  act(() => dom.root.render(<JobsPanel studio={studio} />));
   await flush();
   await flush();
-  act(() => (byTestId('ais-job-j1')!.querySelector('[data-testid="ais-job-cancel"]') as HTMLElement).click());
+  act(() => (byTestId('ais-job-j1').querySelector('[data-testid="ais-job-cancel"]') as HTMLElement).click());
   await flush();
-  const error = byTestId('ais-job-action-error')!;
+  const error = byTestId('ais-job-action-error');
   expect(error.textContent).toContain('Could not reach AI Studio: Failed to fetch');
   act(() => (error.querySelector('[data-testid="ais-retry"]') as HTMLElement).click());
   await flush();
   expect(api.cancelJob).toHaveBeenCalledTimes(2);
-  expect(byTestId('ais-job-action-error')).toBeNull();
-  expect(byTestId('ais-job-j1')!.getAttribute('data-state')).toBe('canceled');
+  expect(queryTestId('ais-job-action-error')).toBeNull();
+  expect(byTestId('ais-job-j1').getAttribute('data-state')).toBe('canceled');
 });
 
 function Changes(props: { studio: IStudio }): JSX.Element {
@@ -237,15 +219,15 @@ function Changes(props: { studio: IStudio }): JSX.Element {
 test('a list kept current by the user topic reloads when that topic missed events for good', async () => {
   const api = { me: jest.fn().mockResolvedValue({ username: 'bob' }) };
   const studio = { api, events, settings: { ...DEFAULT_SETTINGS, refreshInterval: 0 }, insertSnippet: () => false } as unknown as IStudio;
-  act(() => root.render(<Changes studio={studio} />));
+  act(() => dom.root.render(<Changes studio={studio} />));
   await flush();
   await flush();
   expect(events.topics.get('user:bob')?.size).toBe(1);
-  const before = Number(byTestId('generation')!.textContent);
+  const before = Number(byTestId('generation').textContent);
   act(() => events.emit('user:bob', 'model', { action: 'created', id: 'm1' }));
   await flush();
-  expect(Number(byTestId('generation')!.textContent)).toBe(before);
+  expect(Number(byTestId('generation').textContent)).toBe(before);
   act(() => events.emit('user:bob', 'resync', { reason: 'pruned' }));
   await flush();
-  expect(Number(byTestId('generation')!.textContent)).toBe(before + 1);
+  expect(Number(byTestId('generation').textContent)).toBe(before + 1);
 });

@@ -7,15 +7,13 @@
  */
 import React from 'react';
 import { act } from 'react';
-import { createRoot, Root } from 'react-dom/client';
 
 import { ApiError } from '../api';
 import { DeploymentsPanel } from '../components/DeploymentsPanel';
 import { predictExample } from '../predict';
 import { DEFAULT_SETTINGS, IStudio } from '../studio';
 import type { Deployment, StudioEvent } from '../types';
-
-(globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
+import { byTestId, domFixture, flush } from './dom';
 
 describe('predictExample', () => {
   test('records: one record with zeros for numbers, "" for strings, false for booleans', () => {
@@ -83,33 +81,7 @@ function fakeStudio(api: Record<string, jest.Mock>) {
   return { studio, emit, listeners };
 }
 
-let container: HTMLDivElement;
-let root: Root;
-
-beforeEach(() => {
-  container = document.createElement('div');
-  document.body.appendChild(container);
-  root = createRoot(container);
-});
-
-afterEach(() => {
-  act(() => root.unmount());
-  container.remove();
-});
-
-function byTestId(id: string): HTMLElement {
-  const found = container.querySelector(`[data-testid="${id}"]`);
-  if (!found) {
-    throw new Error(`no ${id}`);
-  }
-  return found as HTMLElement;
-}
-
-async function flush(): Promise<void> {
-  await act(async () => {
-    await new Promise(resolve => setTimeout(resolve, 0));
-  });
-}
+const dom = domFixture();
 
 function setValue(element: HTMLTextAreaElement, value: string): void {
   // React tracks the value itself: set it through the native setter so onChange fires
@@ -126,13 +98,13 @@ test('a row follows its status events and stops from its button', async () => {
     deploymentAction: jest.fn().mockResolvedValue({ ...DEPLOYMENT, state: 'ready', ready_replicas: 2, desired_state: 'stopped' })
   };
   const { studio, emit, listeners } = fakeStudio(api);
-  act(() => root.render(<DeploymentsPanel studio={studio} />));
+  act(() => dom.root.render(<DeploymentsPanel studio={studio} />));
   await flush();
   const row = byTestId('ais-deployment-d1');
   expect(row.getAttribute('data-state')).toBe('loading');
   // the name is text, never markup
   expect(row.textContent).toContain('iris <b>api</b>');
-  expect(container.querySelector('b')).toBeNull();
+  expect(dom.container.querySelector('b')).toBeNull();
   expect(byTestId('ais-deployment-replicas').textContent).toBe('0/2 ready');
   expect(listeners.has('deployment:d1')).toBe(true);
 
@@ -144,15 +116,15 @@ test('a row follows its status events and stops from its button', async () => {
   // a replica that keeps failing says why, as text; once ready again the message goes
   emit('deployment:d1', 'replica', { index: 1, state: 'crashed', pid: null, restarts: 3, model_version: 2, last_error: 'CUDA <b>OOM</b>' });
   expect(byTestId('ais-deployment-replica-error').textContent).toBe('replica 1 (crashed, 3 restarts): CUDA <b>OOM</b>');
-  expect(container.querySelector('b')).toBeNull();
+  expect(dom.container.querySelector('b')).toBeNull();
   emit('deployment:d1', 'replica', { index: 1, state: 'ready', pid: 42, restarts: 3, model_version: 2, last_error: 'CUDA <b>OOM</b>' });
-  expect(container.querySelector('[data-testid="ais-deployment-replica-error"]')).toBeNull();
+  expect(dom.container.querySelector('[data-testid="ais-deployment-replica-error"]')).toBeNull();
 
   act(() => byTestId('ais-deployment-stop').click());
   await flush();
   expect(api.deploymentAction).toHaveBeenCalledWith('d1', 'stop');
   // asked to stop: the button offers Start at once; the state itself comes by event
-  expect(container.querySelector('[data-testid="ais-deployment-stop"]')).toBeNull();
+  expect(dom.container.querySelector('[data-testid="ais-deployment-stop"]')).toBeNull();
   emit('deployment:d1', 'status', { state: 'stopped', message: 'stopped by alice', ready_replicas: 0, replicas: 2, model_version: 2 });
   expect(row.getAttribute('data-state')).toBe('stopped');
   expect(byTestId('ais-deployment-message').textContent).toBe('stopped by alice');
@@ -168,7 +140,7 @@ test('the test form sends the prefilled example and shows predictions, or the AP
       .mockRejectedValueOnce(new ApiError({ status: 422, code: 'invalid', message: 'records[0].a: <i>not a number</i>' }))
   };
   const { studio } = fakeStudio(api);
-  act(() => root.render(<DeploymentsPanel studio={studio} />));
+  act(() => dom.root.render(<DeploymentsPanel studio={studio} />));
   await flush();
   act(() => byTestId('ais-deployment-test').click());
   const body = byTestId('ais-predict-body') as HTMLTextAreaElement;
@@ -184,8 +156,8 @@ test('the test form sends the prefilled example and shows predictions, or the AP
   await flush();
   expect(api.predict).toHaveBeenLastCalledWith('d1', { records: [{ a: 'x' }] });
   expect(byTestId('ais-predict-error').textContent).toBe('records[0].a: <i>not a number</i>');
-  expect(container.querySelector('i')).toBeNull();
-  expect(container.querySelector('[data-testid="ais-predict-result"]')).toBeNull();
+  expect(dom.container.querySelector('i')).toBeNull();
+  expect(dom.container.querySelector('[data-testid="ais-predict-result"]')).toBeNull();
 
   // a body that is not JSON never reaches the server
   setValue(body, '{records');

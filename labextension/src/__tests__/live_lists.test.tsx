@@ -7,7 +7,7 @@
  */
 import React from 'react';
 import { act } from 'react';
-import { createRoot, Root } from 'react-dom/client';
+import { createRoot } from 'react-dom/client';
 
 import { DatasetsPanel } from '../components/DatasetsPanel';
 import { DeploymentsPanel } from '../components/DeploymentsPanel';
@@ -15,8 +15,7 @@ import { ModelsPanel } from '../components/ModelsPanel';
 import { useUserChanges, useUserEvents } from '../hooks';
 import { DEFAULT_SETTINGS, IStudio } from '../studio';
 import type { StudioEvent } from '../types';
-
-(globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
+import { byTestId, domFixture, flush } from './dom';
 
 /** A studio whose events client records subscriptions (several listeners per topic, as the real one). */
 function fakeStudio(api: Record<string, jest.Mock>) {
@@ -46,34 +45,11 @@ function fakeStudio(api: Record<string, jest.Mock>) {
   return { studio, emit, topics, subscribe };
 }
 
-let container: HTMLDivElement;
-let root: Root;
-
-beforeEach(() => {
-  container = document.createElement('div');
-  document.body.appendChild(container);
-  root = createRoot(container);
-});
+const dom = domFixture();
 
 afterEach(() => {
-  act(() => root.unmount());
-  container.remove();
   jest.useRealTimers();
 });
-
-function byTestId(id: string, within: ParentNode = container): HTMLElement {
-  const found = within.querySelector(`[data-testid="${id}"]`);
-  if (!found) {
-    throw new Error(`no ${id}`);
-  }
-  return found as HTMLElement;
-}
-
-async function flush(ms = 0): Promise<void> {
-  await act(async () => {
-    await new Promise(resolve => setTimeout(resolve, ms));
-  });
-}
 
 /** Waits (real time) until `check` holds; the debounced reloads take a few hundred ms. */
 async function until(check: () => boolean, timeout = 3000): Promise<void> {
@@ -95,7 +71,7 @@ describe('useUserEvents', () => {
   test('subscribes to user:<me> once /me answers and hands over only the asked types', async () => {
     const { studio, emit, topics } = fakeStudio({});
     const seen: StudioEvent[] = [];
-    act(() => root.render(<Listener studio={studio} types={['model', 'dataset']} seen={seen} />));
+    act(() => dom.root.render(<Listener studio={studio} types={['model', 'dataset']} seen={seen} />));
     await flush();
     expect(byTestId('user').textContent).toBe('alice');
     expect(Array.from(topics.keys())).toEqual(['user:alice']);
@@ -106,8 +82,8 @@ describe('useUserEvents', () => {
       ['model', 'm1'],
       ['dataset', 'ds1']
     ]);
-    act(() => root.unmount());
-    root = createRoot(container);
+    act(() => dom.root.unmount());
+    dom.root = createRoot(dom.container);
     expect(topics.size).toBe(0);
   });
 
@@ -115,7 +91,7 @@ describe('useUserEvents', () => {
     const { studio, topics } = fakeStudio({});
     const seen: StudioEvent[] = [];
     act(() =>
-      root.render(
+      dom.root.render(
         <div>
           <Listener studio={studio} types={['model']} seen={seen} />
           <Listener studio={studio} types={['deployment']} seen={seen} />
@@ -127,7 +103,7 @@ describe('useUserEvents', () => {
     expect(topics.get('user:alice')?.size).toBe(2);
 
     const failing = fakeStudio({ me: jest.fn().mockRejectedValue(new Error('503')) });
-    act(() => root.render(<Listener studio={failing.studio} types={['model']} seen={seen} />));
+    act(() => dom.root.render(<Listener studio={failing.studio} types={['model']} seen={seen} />));
     await flush();
     expect(byTestId('user').textContent).toBe('unknown');
     expect(failing.topics.size).toBe(0);
@@ -144,7 +120,7 @@ describe('useUserChanges', () => {
   test('a burst of events is one change; events the filter refuses are none', async () => {
     const { studio, emit } = fakeStudio({});
     const renders: number[] = [];
-    act(() => root.render(<Counter studio={studio} renders={renders} />));
+    act(() => dom.root.render(<Counter studio={studio} renders={renders} />));
     await flush();
     // the first panel subscribes only after /me: that late start counts as a change
     expect(byTestId('changes').textContent).toBe('1');
@@ -162,13 +138,13 @@ describe('useUserChanges', () => {
   test('a panel mounted once the user is known subscribes at once, with no extra reload', async () => {
     const { studio, subscribe } = fakeStudio({});
     const renders: number[] = [];
-    act(() => root.render(<Counter studio={studio} renders={renders} />));
+    act(() => dom.root.render(<Counter studio={studio} renders={renders} />));
     await flush();
-    act(() => root.unmount());
-    root = createRoot(container);
+    act(() => dom.root.unmount());
+    dom.root = createRoot(dom.container);
     subscribe.mockClear();
     const again: number[] = [];
-    act(() => root.render(<Counter studio={studio} renders={again} />));
+    act(() => dom.root.render(<Counter studio={studio} renders={again} />));
     // subscribed during the mount's effects, before any answer could arrive
     expect(subscribe).toHaveBeenCalledWith('user:alice', expect.any(Function));
     await flush(120);
@@ -200,19 +176,19 @@ test('Deployments: a deployment created elsewhere appears, a deleted one goes, w
       .mockResolvedValue([])
   };
   const { studio, emit } = fakeStudio(api);
-  act(() => root.render(<DeploymentsPanel studio={studio} />));
+  act(() => dom.root.render(<DeploymentsPanel studio={studio} />));
   await until(() => api.deployments.mock.calls.length === 2);
   expect(byTestId('ais-deployments-empty')).not.toBeNull();
 
   emit('user:alice', 'deployment', { action: 'created', id: 'd1', record: DEPLOYMENT });
-  await until(() => container.querySelector('[data-testid="ais-deployment-d1"]') !== null);
+  await until(() => dom.container.querySelector('[data-testid="ais-deployment-d1"]') !== null);
   // state changes are followed by the row itself: no reload for them
   emit('user:alice', 'deployment', { action: 'state', id: 'd1', state: 'loading', ready_replicas: 0, replicas: 1 });
   await flush(400);
   expect(api.deployments).toHaveBeenCalledTimes(3);
 
   emit('user:alice', 'deployment', { action: 'deleted', id: 'd1' });
-  await until(() => container.querySelector('[data-testid="ais-deployments-empty"]') !== null);
+  await until(() => dom.container.querySelector('[data-testid="ais-deployments-empty"]') !== null);
   expect(api.deployments).toHaveBeenCalledTimes(4);
 });
 
@@ -223,10 +199,10 @@ test('Models: a registered version reloads the list and the open versions', asyn
     modelVersions: jest.fn().mockResolvedValue([{ id: 'v1', model_id: 'm1', version: 1, stage: 'none', metrics: {} }])
   };
   const { studio, emit } = fakeStudio(api);
-  act(() => root.render(<ModelsPanel studio={studio} />));
-  await until(() => container.querySelector('[data-testid="ais-model-m1"]') !== null);
+  act(() => dom.root.render(<ModelsPanel studio={studio} />));
+  await until(() => dom.container.querySelector('[data-testid="ais-model-m1"]') !== null);
   act(() => byTestId('ais-model-versions-toggle').click());
-  await until(() => container.querySelector('[data-testid="ais-model-version-1"]') !== null);
+  await until(() => dom.container.querySelector('[data-testid="ais-model-version-1"]') !== null);
 
   api.models.mockResolvedValue([{ ...model, latest_version: 2, updated_at: '2026-01-02T00:00:00Z' }]);
   api.modelVersions.mockResolvedValue([
@@ -234,7 +210,7 @@ test('Models: a registered version reloads the list and the open versions', asyn
     { id: 'v1', model_id: 'm1', version: 1, stage: 'none', metrics: {} }
   ]);
   emit('user:alice', 'model', { action: 'version', id: 'm1', version: { id: 'v2', version: 2, stage: 'none' } });
-  await until(() => container.querySelector('[data-testid="ais-model-version-2"]') !== null);
+  await until(() => dom.container.querySelector('[data-testid="ais-model-version-2"]') !== null);
 
   // a stage change moves the model's updated_at: the open versions show it
   api.models.mockResolvedValue([{ ...model, latest_version: 2, updated_at: '2026-01-03T00:00:00Z' }]);
@@ -264,8 +240,8 @@ test('Datasets: one user:<me> subscription for every row; validation patches the
     validations: jest.fn().mockResolvedValue({ items: [], next_cursor: null })
   };
   const { studio, emit, subscribe } = fakeStudio(api);
-  act(() => root.render(<DatasetsPanel studio={studio} />));
-  await until(() => container.querySelectorAll('[data-testid^="ais-dataset-ds"]').length === 30);
+  act(() => dom.root.render(<DatasetsPanel studio={studio} />));
+  await until(() => dom.container.querySelectorAll('[data-testid^="ais-dataset-ds"]').length === 30);
   await flush(50);
   // no topic per row: a list of thousands stays one subscription
   const topics = new Set(subscribe.mock.calls.map(call => call[0]));
@@ -289,9 +265,9 @@ test('Datasets: one user:<me> subscription for every row; validation patches the
   const added = { ...datasets[0], id: 'dsNew', name: 'new <b>one</b>' };
   api.datasets.mockResolvedValue({ items: [added, ...datasets], next_cursor: null });
   emit('user:alice', 'dataset', { action: 'created', id: 'dsNew', record: added });
-  await until(() => container.querySelector('[data-testid="ais-dataset-dsNew"]') !== null);
+  await until(() => dom.container.querySelector('[data-testid="ais-dataset-dsNew"]') !== null);
   expect(byTestId('ais-dataset-dsNew').textContent).toContain('new <b>one</b>');
-  expect(container.querySelector('b')).toBeNull();
+  expect(dom.container.querySelector('b')).toBeNull();
   // the patched row kept its live validation through the reload
   expect(byTestId('ais-dataset-validation', byTestId('ais-dataset-ds7')).textContent).toBe('invalid');
 });

@@ -6,14 +6,12 @@
  */
 import React from 'react';
 import { act } from 'react';
-import { createRoot, Root } from 'react-dom/client';
 
 import { ApiError } from '../api';
 import { DeploymentsPanel } from '../components/DeploymentsPanel';
 import { deploymentName, keyMetrics, ModelsPanel } from '../components/ModelsPanel';
 import { DEFAULT_SETTINGS, IStudio } from '../studio';
-
-(globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
+import { byTestId, domFixture, flush } from './dom';
 
 test('keyMetrics: numbers only, at most three, four significant digits', () => {
   expect(keyMetrics({ acc: 0.912345, loss: 0.25, note: 'x', f1: 0.5, auc: 0.7 })).toBe('acc 0.9123 · loss 0.25 · f1 0.5');
@@ -25,33 +23,7 @@ test('deploymentName stays within the API limit of 128', () => {
   expect(deploymentName('m'.repeat(128), 12).length).toBeLessThanOrEqual(128);
 });
 
-let container: HTMLDivElement;
-let root: Root;
-
-beforeEach(() => {
-  container = document.createElement('div');
-  document.body.appendChild(container);
-  root = createRoot(container);
-});
-
-afterEach(() => {
-  act(() => root.unmount());
-  container.remove();
-});
-
-function byTestId(id: string, within: ParentNode = container): HTMLElement {
-  const found = within.querySelector(`[data-testid="${id}"]`);
-  if (!found) {
-    throw new Error(`no ${id}`);
-  }
-  return found as HTMLElement;
-}
-
-async function flush(): Promise<void> {
-  await act(async () => {
-    await new Promise(resolve => setTimeout(resolve, 0));
-  });
-}
+const dom = domFixture();
 
 test('a version deploys from its button and the Deployments panel lists it', async () => {
   const deployment = { id: 'd9', name: 'iris-v2', model_id: 'm1', model_version: 2, replicas: 1, state: 'pending', status_message: null, desired_state: 'running', ready_replicas: 0, replica_status: [], input_schema: null };
@@ -74,7 +46,7 @@ test('a version deploys from its button and the Deployments panel lists it', asy
     insertSnippet: () => false
   } as unknown as IStudio;
   act(() =>
-    root.render(
+    dom.root.render(
       <div>
         <ModelsPanel studio={studio} />
         <DeploymentsPanel studio={studio} />
