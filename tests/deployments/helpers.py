@@ -23,7 +23,7 @@ def frame(n: int = 40, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def register_tabular(api, name: str, seed: int = 0, metrics: dict | None = None):
+def register_tabular(api, name: str, seed: int = 0, metrics: dict | None = None, lineage: dict | None = None):
     """A trainer-style classification version (features, standardisation, labels), registered
     with ``ais.models.register`` from a module built by the model spec, as a kernel would."""
     import torch
@@ -38,7 +38,7 @@ def register_tabular(api, name: str, seed: int = 0, metrics: dict | None = None)
         "inputs": {"features": FEATURES, "mean": sample[FEATURES].mean().tolist(), "std": sample[FEATURES].std().tolist()},
         "outputs": {"target": "species", "count": len(LABELS), "labels": LABELS},
     }
-    return api.models.register(module, name, model={"spec": LAYERS}, preprocessing=preprocessing, metrics=metrics or {"acc": 0.5})
+    return api.models.register(module, name, model={"spec": LAYERS}, preprocessing=preprocessing, metrics=metrics or {"acc": 0.5}, lineage=lineage)
 
 
 def register_tensor(api, name: str, seed: int = 0):

@@ -9,12 +9,12 @@ and kernels APIs show that nothing started a kernel for it.
 from __future__ import annotations
 
 import re
-import time
 
 import httpx
 import pyarrow as pa
 from playwright.sync_api import expect
 
+from ..browser.test_lab import points, wait_for
 from .test_sidebar import open_sidebar
 
 TRAIN = """
@@ -27,20 +27,6 @@ with ais.Run.current() as run:
         time.sleep(0.1)
 """
 ROWS = 5000
-
-
-def points(canvas) -> int:
-    return int(canvas.get_attribute("data-points") or 0)
-
-
-def wait_for(predicate, timeout: float, message: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(message)
 
 
 def kernels(lab) -> list[dict]:

@@ -9,26 +9,14 @@ from playwright.sync_api import expect
 
 from aistudio_jupyter.runtime.client import Client
 
-from ..deployments.helpers import FEATURES, LABELS, LAYERS, frame
+from ..deployments.helpers import register_tabular
 from ..live import JUPYTER_TOKEN
 from .test_sidebar import open_sidebar
 
 
 def register(api, name: str, seed: int, metrics: dict, hyperparameters: dict):
     """A small classification version with its metrics and training hyperparameters, as a kernel registers one."""
-    import torch
-
-    from aistudio_jupyter.modelspec import build_module
-
-    torch.manual_seed(seed)
-    module = build_module(LAYERS, outputs=len(LABELS))
-    sample = frame(50, seed=99)
-    preprocessing = {
-        "task": "classification",
-        "inputs": {"features": FEATURES, "mean": sample[FEATURES].mean().tolist(), "std": sample[FEATURES].std().tolist()},
-        "outputs": {"target": "species", "count": len(LABELS), "labels": LABELS},
-    }
-    return api.models.register(module, name, model={"spec": LAYERS}, preprocessing=preprocessing, metrics=metrics, lineage={"hyperparameters": hyperparameters})
+    return register_tabular(api, name, seed, metrics, lineage={"hyperparameters": hyperparameters})
 
 
 def cells(row) -> list[str]:
