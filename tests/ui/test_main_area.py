@@ -14,7 +14,7 @@ import httpx
 import pyarrow as pa
 from playwright.sync_api import expect
 
-from ..browser.test_lab import points, wait_for
+from ..browser.test_lab import for_docs, points, wait_for
 from .test_sidebar import open_sidebar
 
 TRAIN = """
@@ -63,7 +63,9 @@ def test_monitor_opens_in_a_tab_and_follows_the_running_job_without_a_kernel(lab
                 seen.append(wait_for(lambda: points(canvas) > seen[-1] and points(canvas), 15, f"the chart stopped at {seen[-1]} points"))
             assert api.get(f"/jobs/{job['id']}").json()["state"] == "running"
             expect(view.locator('[data-testid="ais-monitor-log"]')).to_contain_text("tick", timeout=15_000)
-            page.screenshot(path=str(artifacts / "ui-main-area-monitor.png"))
+            shot = artifacts / "ui-main-area-monitor.png"
+            page.screenshot(path=str(shot))
+            for_docs(shot, "sidebar-monitor.png")
 
             # no kernel was started for it
             assert kernels(lab) == [] and lab.sessions() == []

@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from aistudio_jupyter.runtime.client import Client
 
+from ..browser.test_lab import for_docs
 from ..deployments.helpers import register_tabular
 from ..live import JUPYTER_TOKEN
 from .test_sidebar import open_sidebar
@@ -55,7 +56,9 @@ def test_two_versions_compare_side_by_side_in_the_main_area(lab, page, artifacts
     # the best value: higher accuracy, lower loss; both v2's
     for row, best in ((acc, "0.9"), (loss, "0.3")):
         expect(row.locator('[data-testid="ais-compare-cell"][data-best="true"]')).to_have_text(best)
-    page.screenshot(path=str(artifacts / "ui-models-compare.png"))
+    shot = artifacts / "ui-models-compare.png"
+    page.screenshot(path=str(shot))
+    for_docs(shot, "sidebar-compare.png")
 
     page.locator('[data-testid="ais-compare-only-differences"]').check()
     expect(epochs).to_have_count(0)
