@@ -1,29 +1,48 @@
 """`/widget-modules/{name}`: a notebook widget's ES module, for the sidebar to host it in Lab's
 main area without a kernel.
 
-The body is exactly what anywidget gets as ``_esm`` (``common.js`` then the widget's module),
-so the monitor and the explorer behave the same in a notebook and in a tab. Only the modules
+The body is what anywidget gets as ``_esm`` (``common.js`` then the widget's module), so the
+monitor and the explorer behave the same in a notebook and in a tab, followed by one export a
+notebook has no use for: ``defaults``, the widget's synced traits as a fresh Python widget has
+them, which the tab's kernel-less model starts from (so the two never drift apart). Only the modules
 named in ``MODULES`` are served: the name picks a dict entry, it never reaches a path.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
+
+import anywidget
 
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..errors import NotFound
-from ..widgets.base import esm_source
+from ..widgets.explorer import DatasetExplorer
+from ..widgets.monitor import TrainingMonitor
 from .base import AIStudioHandler, Operation
 
-#: served name → the module under widgets/static
-MODULES = {"monitor": "monitor.js", "explorer": "explorer.js"}
+#: served name → the widget whose module it is
+MODULES = {"monitor": TrainingMonitor, "explorer": DatasetExplorer}
 MEDIA_TYPE = "text/javascript; charset=utf-8"
 
 
+def trait_defaults(widget: type[anywidget.AnyWidget]) -> dict:
+    """The widget's own synced traits (not anywidget's) at their defaults."""
+    inherited = anywidget.AnyWidget.class_traits(sync=True)
+    return {name: trait.default() for name, trait in widget.class_traits(sync=True).items() if name not in inherited}
+
+
+@functools.cache
+def module_source(name: str) -> str:
+    widget = MODULES[name]
+    return f"{widget._esm}\nexport const defaults = {json.dumps(trait_defaults(widget))};\n"
+
+
 def module_etag(name: str) -> str:
-    return '"' + hashlib.sha256(esm_source(MODULES[name]).encode("utf-8")).hexdigest()[:32] + '"'
+    return '"' + hashlib.sha256(module_source(name).encode("utf-8")).hexdigest()[:32] + '"'
 
 
 class WidgetModuleHandler(AIStudioHandler):
@@ -46,7 +65,7 @@ class WidgetModuleHandler(AIStudioHandler):
         if etag in [t.strip() for t in self.request.headers.get("If-None-Match", "").split(",")]:
             self.set_status(304)
             return self.finish(set_content_type=MEDIA_TYPE)
-        self.finish(esm_source(MODULES[name]), set_content_type=MEDIA_TYPE)
+        self.finish(module_source(name), set_content_type=MEDIA_TYPE)
 
 
 default_handlers = [

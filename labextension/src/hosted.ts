@@ -3,8 +3,9 @@
  *
  * Both widgets are anywidget ES modules that already do their live work in the browser (REST and
  * the events WebSocket); a kernel only hands them their first state through anywidget's model.
- * Here the server sends the very module text anywidget gets (`/widget-modules/<name>`), a
- * LocalModel stands in for anywidget's model, and the module loads its first state itself: the
+ * Here the server sends the very module text anywidget gets (`/widget-modules/<name>`) plus the
+ * widget's trait defaults, a LocalModel starting from those stands in for anywidget's model, and
+ * the module loads its first state itself: the
  * monitor when it has no `since` for its topic, the explorer when it has no version.
  */
 import type { ILayoutRestorer, JupyterFrontEnd } from '@jupyterlab/application';
@@ -87,48 +88,17 @@ export class LocalModel {
   }
 }
 
-/** The state a kernel would send first, as the Python traits' defaults (widgets/monitor.py, explorer.py). */
-export function initialState(kind: MainAreaKind, id: string, name: string): Record<string, unknown> {
-  const base = { error: null, loading: false };
-  if (kind === 'monitor') {
-    return {
-      ...base,
-      job_id: id,
-      job: {},
-      series: {},
-      log_text: {},
-      log_offsets: {},
-      revision: 0,
-      since: {},
-      max_points: 1000,
-      x_key: 'step',
-      smoothing: 0.6,
-      log_y: false
-    };
-  }
-  return {
-    ...base,
-    dataset_id: id,
-    dataset_name: name,
-    description: '',
-    version: 0,
-    schema: [],
-    columns: [],
-    sort: '',
-    filter: '',
-    row_count: 0,
-    total_rows: 0,
-    offset: 0,
-    page_size: 200,
-    rows: [],
-    row_columns: [],
-    profile: {}
-  };
+/** What a tab's model starts from: the widget's trait defaults, which the server sends with its
+ * module (so they are the Python widget's own), and the job or dataset it shows. */
+export function firstState(kind: MainAreaKind, defaults: Record<string, unknown>, id: string, name: string): Record<string, unknown> {
+  return kind === 'monitor' ? { ...defaults, job_id: id } : { ...defaults, dataset_id: id, dataset_name: name };
 }
 
 /** An anywidget module: `render` draws into `el` and may return (a promise of) its cleanup. */
 export interface IWidgetModule {
   default: { render(props: { model: LocalModel; el: HTMLElement }): unknown };
+  /** The widget's synced traits at their defaults (appended by the server, not by anywidget). */
+  defaults: Record<string, unknown>;
 }
 
 export type Importer = (url: string) => Promise<IWidgetModule>;
@@ -188,8 +158,8 @@ async function fetchWidgetModule(kind: MainAreaKind, settings: ServerConnection.
   const blobUrl = URL.createObjectURL(new Blob([text], { type: 'text/javascript' }));
   try {
     const module = await (options.importer ?? nativeImport)(blobUrl);
-    if (typeof module?.default?.render !== 'function') {
-      throw new ApiError({ status: 0, code: 'bad_response', message: `The ${kind} module has no render function.` });
+    if (typeof module?.default?.render !== 'function' || typeof module.defaults !== 'object' || module.defaults === null) {
+      throw new ApiError({ status: 0, code: 'bad_response', message: `The ${kind} module has no render function or defaults.` });
     }
     return module;
   } finally {
@@ -211,7 +181,8 @@ export class HostedView extends Widget {
   /** The job's or dataset's id. */
   readonly key: string;
   readonly label: string;
-  readonly model: LocalModel;
+  /** The tab's model, once the module (and so its defaults) has loaded. */
+  model: LocalModel | null = null;
   /** Settles once the module has rendered (or failed to load). */
   ready: Promise<void>;
   private readonly _load: () => Promise<IWidgetModule>;
@@ -230,7 +201,6 @@ export class HostedView extends Widget {
     this._host = document.createElement('div');
     this._host.className = 'ais-hosted-body';
     this.node.appendChild(this._host);
-    this.model = new LocalModel(initialState(options.kind, options.id, options.name));
     this.ready = this._start();
   }
 
@@ -272,6 +242,7 @@ export class HostedView extends Widget {
     let cleanup: unknown = null;
     try {
       // the modules' render shows its own failures inside `el`; this only guards the tab
+      this.model = new LocalModel(firstState(this.kind, module.defaults, this.key, this.label));
       cleanup = await module.default.render({ model: this.model, el: this._host });
     } catch (error) {
       console.error(`AI Studio: the ${this.kind} failed to render`, error);

@@ -1,9 +1,12 @@
 """`GET /widget-modules/{name}`: the monitor's and the explorer's ES modules for the sidebar's
-main-area tabs, byte for byte what anywidget loads in a notebook; authenticated, allowlisted,
+main-area tabs, what anywidget loads in a notebook plus the widget's trait defaults; authenticated, allowlisted,
 revalidated by ETag."""
 
 from __future__ import annotations
 
+import json
+
+import anywidget
 import pytest
 
 from aistudio_jupyter.widgets.explorer import DatasetExplorer
@@ -15,7 +18,16 @@ async def test_the_module_is_the_one_anywidget_gets(api, name, widget):
     reply = await api("GET", f"widget-modules/{name}")
     assert reply.status == 200
     assert reply.headers["Content-Type"] == "text/javascript; charset=utf-8"
-    assert reply.body.decode("utf-8") == widget._esm
+    body = reply.body.decode("utf-8")
+    # anywidget's module, then the traits a fresh widget has, for the tab's kernel-less model
+    assert body.startswith(widget._esm)
+    head, _, tail = body[len(widget._esm):].strip().partition("export const defaults = ")
+    assert head == "" and tail.endswith(";")
+    defaults = json.loads(tail[:-1])
+    fresh = widget.__new__(widget)  # the traits' defaults, without the first load a real one makes
+    anywidget.AnyWidget.__init__(fresh)
+    assert defaults == {key: getattr(fresh, key) for key in defaults}
+    assert {"error", "loading"} <= defaults.keys() and not any(key.startswith("_") or key == "layout" for key in defaults)
     assert reply.headers["Cache-Control"] == "private, no-cache"
     etag = reply.headers["ETag"]
     assert etag.startswith('"') and etag.endswith('"')
@@ -25,7 +37,7 @@ async def test_the_module_is_the_one_anywidget_gets(api, name, widget):
     assert again.status == 304 and not again.body
     assert again.headers["ETag"] == etag
     stale = await api("GET", f"widget-modules/{name}", headers={"If-None-Match": '"something-else"'})
-    assert stale.status == 200 and stale.body.decode("utf-8") == widget._esm
+    assert stale.status == 200 and stale.body.decode("utf-8") == body
 
 
 async def test_monitor_and_explorer_differ(api):

@@ -14,7 +14,7 @@ import { createRoot, Root } from 'react-dom/client';
 import { ApiError } from '../api';
 import { DatasetsPanel } from '../components/DatasetsPanel';
 import { JobsPanel } from '../components/JobsPanel';
-import { addMainAreaViews, clearModuleCache, HostedView, initialState, IWidgetModule, loadWidgetModule, LocalModel, mainAreaId } from '../hosted';
+import { addMainAreaViews, clearModuleCache, HostedView, firstState, IWidgetModule, loadWidgetModule, LocalModel, mainAreaId } from '../hosted';
 import { DEFAULT_SETTINGS, IStudio } from '../studio';
 
 // apputils is an ES module jest does not load; these stand-ins keep what hosted.ts uses
@@ -124,29 +124,16 @@ describe('LocalModel', () => {
     jest.restoreAllMocks();
   });
 
-  test('the first state is the Python traits defaults', () => {
-    expect(initialState('monitor', 'job_1', 'train')).toEqual({
-      job_id: 'job_1',
-      job: {},
-      series: {},
-      log_text: {},
-      log_offsets: {},
-      revision: 0,
-      since: {},
-      max_points: 1000,
-      x_key: 'step',
-      smoothing: 0.6,
-      log_y: false,
-      error: null,
-      loading: false
-    });
-    const explorer = initialState('explorer', 'ds_1', 'iris');
-    expect(explorer).toMatchObject({ dataset_id: 'ds_1', dataset_name: 'iris', version: 0, rows: [], page_size: 200, error: null });
+  test("the first state is the module's defaults with the job or dataset shown", () => {
+    const defaults = { job_id: '', dataset_id: '', dataset_name: '', error: null, max_points: 1000 };
+    expect(firstState('monitor', defaults, 'job_1', 'train')).toEqual({ ...defaults, job_id: 'job_1' });
+    expect(firstState('explorer', defaults, 'ds_1', 'iris')).toEqual({ ...defaults, dataset_id: 'ds_1', dataset_name: 'iris' });
+    expect(defaults.job_id).toBe(''); // not changed in place
   });
 });
 
 describe('loadWidgetModule', () => {
-  const module: IWidgetModule = { default: { render: () => undefined } };
+  const module: IWidgetModule = { default: { render: () => undefined }, defaults: {} };
 
   test('fetches the module once through ServerConnection and imports it from a blob URL', async () => {
     const makeRequest = jest.fn().mockResolvedValue(respond(200, 'export default { render() {} };'));
@@ -201,7 +188,7 @@ describe('HostedView', () => {
       el.appendChild(p);
       return cleanup;
     });
-    const view = new HostedView({ kind: 'monitor', id: 'job_7', name: 'train', load: () => Promise.resolve({ default: { render } }) });
+    const view = new HostedView({ kind: 'monitor', id: 'job_7', name: 'train', load: () => Promise.resolve({ default: { render }, defaults: { job_id: '', smoothing: 0.6 } }) });
     await view.ready;
     expect(view.node.getAttribute('data-testid')).toBe('ais-hosted-monitor');
     expect(view.node.getAttribute('data-id')).toBe('job_7');
@@ -216,7 +203,7 @@ describe('HostedView', () => {
     const cleanup = jest.fn();
     let finish: (fn: () => void) => void = () => undefined;
     const render = (): Promise<() => void> => new Promise(resolve => (finish = resolve));
-    const view = new HostedView({ kind: 'explorer', id: 'ds_1', name: 'iris', load: () => Promise.resolve({ default: { render } }) });
+    const view = new HostedView({ kind: 'explorer', id: 'ds_1', name: 'iris', load: () => Promise.resolve({ default: { render }, defaults: {} }) });
     await new Promise(resolve => setTimeout(resolve, 0));
     view.dispose();
     finish(cleanup);
@@ -229,7 +216,7 @@ describe('HostedView', () => {
     const load = jest
       .fn()
       .mockRejectedValueOnce(new ApiError({ status: 503, code: 'unavailable', message: `Database down ${markup}` }))
-      .mockResolvedValueOnce({ default: { render: ({ el }: { el: HTMLElement }) => el.append('rendered') } });
+      .mockResolvedValueOnce({ default: { render: ({ el }: { el: HTMLElement }) => el.append('rendered') }, defaults: {} });
     const view = new HostedView({ kind: 'explorer', id: 'ds_1', name: 'iris', load });
     await view.ready;
     const error = view.node.querySelector('[data-testid="ais-hosted-error"]')!;
@@ -251,7 +238,7 @@ describe('the open commands', () => {
 
   test('one tab per job: opening it again activates it; both kinds are restorable', async () => {
     const makeRequest = jest.fn().mockResolvedValue(respond(200, 'x'));
-    await loadWidgetModule('monitor', SETTINGS, { makeRequest, importer: () => Promise.resolve({ default: { render: () => undefined } }) });
+    await loadWidgetModule('monitor', SETTINGS, { makeRequest, importer: () => Promise.resolve({ default: { render: () => undefined }, defaults: {} }) });
     const { app, shell, restorer } = fakeLab();
     const open = addMainAreaViews(app, restorer as any, SETTINGS);
     expect(app.commands.hasCommand('aistudio:open-monitor')).toBe(true);
