@@ -25,10 +25,6 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-#: event types on ``user:<owner>`` besides the jobs' ``job``
-TYPES = ("dataset", "model", "deployment")
-
-
 def announce(events, session: Session, owner: str, type: str, action: str, id: str, record: BaseModel | dict | None = None, **summary: Any) -> None:
     """Publish ``{action, id, record?, **summary}`` as ``type`` on ``user:<owner>`` in ``session``'s
     transaction; nothing when the service was built without events."""

@@ -338,7 +338,9 @@ def test_a_replica_dying_mid_request_answers_503_with_retry_after(srv, http, ali
 
 
 def test_two_servers_on_one_database_never_both_run_a_deployment(srv, http, iris, tmp_path):
-    other = LiveServer(tmp_path / "other", srv.database_url)
+    # servers sharing a database share storage too (S3 or one disk): whichever takes the lease
+    # must find the weights
+    other = LiveServer(tmp_path / "other", srv.database_url, aistudio={"storage_url": (srv.workdir / "storage").as_uri()})
     config_path = other.workdir / "config" / "jupyter_server_config.json"
     config = json.loads(config_path.read_text())
     config["DeploymentSupervisor"] = {"lease_seconds": 3.0, "poll_interval": 0.5, "health_interval": 0.2}
